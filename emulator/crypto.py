@@ -1,0 +1,137 @@
+"""The host implementation of the device core's injected crypto, on `cryptography`.
+
+Implements the interface documented in `firmware/gbcs/security.py`: ECDSA P-256 with raw
+r||s signatures, static-static ECDH, SHA-256 and AES-128-GCM. Also reads an SMKI keystore
+folder in the RTDS layout (`<eui>-{ds,ka}.pem` certificates, `<eui>-{ds,ka}.key`
+private keys, `-pp-ka` for a supplier's prepayment key-agreement pair).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography import x509
+
+CURVE = ec.SECP256R1()
+
+
+def public_xy(public_key: ec.EllipticCurvePublicKey) -> bytes:
+    """The 64-byte x||y form GBCS carries (uncompressed point without the 04 prefix)."""
+    point = public_key.public_bytes(serialization.Encoding.X962,
+                                    serialization.PublicFormat.UncompressedPoint)
+    return point[1:]
+
+
+@lru_cache(maxsize=1024)
+def _public_key(xy: bytes) -> ec.EllipticCurvePublicKey:
+    return ec.EllipticCurvePublicKey.from_encoded_point(CURVE, b"\x04" + xy)
+
+
+class HostCrypto:
+    """`cryptography`-backed primitives. Private keys are `ec.EllipticCurvePrivateKey`."""
+
+    def __init__(self):
+        # The static-static ECDH secret between two parties never changes: cache it
+        # (the dominant cost of a MAC'd message otherwise).
+        self._shared_secrets: dict[tuple[int, bytes], bytes] = {}
+
+    def sha256(self, data: bytes) -> bytes:
+        return hashlib.sha256(data).digest()
+
+    def ecdh(self, private_key: ec.EllipticCurvePrivateKey, peer_xy: bytes) -> bytes:
+        cache_key = (id(private_key), bytes(peer_xy))
+        secret = self._shared_secrets.get(cache_key)
+        if secret is None:
+            secret = private_key.exchange(ec.ECDH(), _public_key(bytes(peer_xy)))
+            self._shared_secrets[cache_key] = secret
+        return secret
+
+    def ecdsa_sign(self, private_key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
+        r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    def ecdsa_verify(self, public_xy_: bytes, data: bytes, signature: bytes) -> bool:
+        if len(signature) != 64:
+            return False
+        der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
+                                   int.from_bytes(signature[32:], "big"))
+        try:
+            _public_key(bytes(public_xy_)).verify(der, bytes(data), ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def gmac(self, key: bytes, iv: bytes, aad: bytes) -> bytes:
+        encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
+        encryptor.authenticate_additional_data(aad)
+        encryptor.finalize()
+        return encryptor.tag
+
+    def gcm_encrypt(self, key: bytes, iv: bytes, plaintext: bytes, aad: bytes):
+        sealed = AESGCM(key).encrypt(iv, plaintext, aad)
+        return sealed[:-16], sealed[-16:]
+
+    def gcm_decrypt(self, key: bytes, iv: bytes, ciphertext: bytes, aad: bytes, tag: bytes) -> bytes:
+        """Accepts a truncated (12-byte) tag as GBCS uses; raises ValueError on failure."""
+        decryptor = Cipher(algorithms.AES(key), modes.GCM(iv, tag, min_tag_length=len(tag))).decryptor()
+        decryptor.authenticate_additional_data(aad)
+        try:
+            return decryptor.update(ciphertext) + decryptor.finalize()
+        except InvalidTag as exc:
+            raise ValueError("GCM tag does not verify") from exc
+
+
+class KeyStore:
+    """A folder of SMKI certificates and private keys in the RTDS layout, by EUI-64."""
+
+    def __init__(self, folder: str | pathlib.Path):
+        self.folder = pathlib.Path(folder)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"keystore folder {self.folder} does not exist")
+
+    def _path(self, eui: bytes, usage: str, suffix: str) -> pathlib.Path:
+        return self.folder / f"{eui.hex()}-{usage}.{suffix}"
+
+    def public_key(self, eui: bytes, usage: str) -> bytes | None:
+        """x||y of the certificate's key, or of the private key when only that is held."""
+        cert_path = self._path(eui, usage, "pem")
+        if cert_path.exists():
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            return public_xy(cert.public_key())
+        private = self.private_key(eui, usage)
+        return None if private is None else public_xy(private.public_key())
+
+    def private_key(self, eui: bytes, usage: str) -> ec.EllipticCurvePrivateKey | None:
+        key_path = self._path(eui, usage, "key")
+        if not key_path.exists():
+            return None
+        return _load_private_key(str(key_path))
+
+    def is_device(self, eui: bytes) -> bool:
+        """Device certificates have an empty subject and name the device in the SAN
+        (hardwareModuleName); organisation certificates carry OU=role."""
+        for usage in ("ka", "ds"):
+            cert = self.certificate(eui, usage)
+            if cert is not None:
+                return len(cert.subject) == 0
+        return False
+
+    def certificate(self, eui: bytes, usage: str) -> x509.Certificate | None:
+        cert_path = self._path(eui, usage, "pem")
+        return x509.load_pem_x509_certificate(cert_path.read_bytes()) if cert_path.exists() else None
+
+
+@lru_cache(maxsize=256)
+def _load_private_key(path: str) -> ec.EllipticCurvePrivateKey:
+    return serialization.load_pem_private_key(pathlib.Path(path).read_bytes(), password=None)

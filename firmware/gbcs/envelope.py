@@ -1,0 +1,239 @@
+"""GBCS message envelope: MAC header, general-signing grouping header, payload, signature.
+
+Byte layout (GBCS v4 clause 7.2, checked against RTDS 4.5.0 and the clause 18.4 worked
+example; see shared/design/DOMAIN.md):
+
+    [MAC header]  DD 00 00 00 00 00 00  <BER length>  11 00 00 00 00     (MAC'd messages)
+    DF                                   general-signing tag
+    09 <CRA flag> <originator counter: 8>     transaction id
+    08 <originator EUI-64>
+    08 <recipient EUI-64>
+    00 | 0C <date-time: 12>
+    <BER length> <message code: 2> [<supp. remote party: 8> <supp. counter: 8>] [rest]
+    <BER length> <payload>
+    [00 | 40 <signature r||s: 64>]      absent altogether in a pre-command
+    [<GCM tag: 12>]                     MAC'd messages
+
+The signature covers the grouping header from the byte after DF to the end of the
+payload; the MAC covers everything from DF to the end of the signature field.
+"""
+
+import struct
+
+MAC_HEADER_TAG = 0xDD
+GENERAL_SIGNING_TAG = 0xDF
+SECURITY_HEADER = b"\x11\x00\x00\x00\x00"
+MAC_LENGTH = 12
+SIGNATURE_LENGTH = 64
+
+CRA_COMMAND = 1
+CRA_RESPONSE = 2
+CRA_ALERT = 3
+
+
+class GbcsError(Exception):
+    """A GBCS envelope that cannot be parsed; `offset` is where the fault was found."""
+
+    def __init__(self, offset, reason):
+        super().__init__("gbcs: offset %d: %s" % (offset, reason))
+        self.offset = offset
+        self.reason = reason
+
+
+def read_ber_length(buf, offset):
+    """BER definite length (X.690 8.1.3): short form or 0x81/0x82/0x83/0x84 long form."""
+    if offset >= len(buf):
+        raise GbcsError(offset, "length expected, message ends")
+    first = buf[offset]
+    if first < 0x80:
+        return first, offset + 1
+    count = first & 0x7F
+    if count == 0 or count > 4:
+        raise GbcsError(offset, "unsupported BER length form 0x%02X" % first)
+    if offset + 1 + count > len(buf):
+        raise GbcsError(offset, "BER length runs past the message")
+    value = 0
+    for i in range(count):
+        value = (value << 8) | buf[offset + 1 + i]
+    return value, offset + 1 + count
+
+
+def ber_length(n):
+    if n < 0x80:
+        return bytes((n,))
+    if n < 0x100:
+        return bytes((0x81, n))
+    if n < 0x10000:
+        return bytes((0x82, n >> 8, n & 0xFF))
+    raise ValueError("GBCS lengths stop at 65535")
+
+
+def _uint64(buf, offset):
+    hi, lo = struct.unpack_from(">II", buf, offset)
+    return (hi << 32) | lo
+
+
+def _pack_uint64(n):
+    if n < 0 or n >= 1 << 64:
+        raise ValueError("counter out of range")
+    return struct.pack(">II", n >> 32, n & 0xFFFFFFFF)
+
+
+class GbcsMessage:
+    """One GBCS message, parsed or to be built. Lengths are derived, never stored."""
+
+    def __init__(self, cra_flag, originator_counter, originator, recipient, message_code,
+                 payload, date_time=None, supplementary_remote_party=None,
+                 supplementary_remote_counter=None, other_info_tail=b"",
+                 signature=None, signature_field=True, mac=None, mac_protected=False):
+        self.cra_flag = cra_flag
+        self.originator_counter = originator_counter
+        self.originator = originator
+        self.recipient = recipient
+        self.message_code = message_code
+        self.payload = payload
+        self.date_time = date_time
+        self.supplementary_remote_party = supplementary_remote_party
+        self.supplementary_remote_counter = supplementary_remote_counter
+        # after the supplementary fields: a supplementary originator counter (8 bytes) or
+        # a KA certificate (DER, starts 0x30), as the use case defines
+        self.other_info_tail = other_info_tail
+        self.signature = signature            # None: "00" (or absent); else 64 bytes
+        self.signature_field = signature_field  # False in a pre-command: no length byte
+        self.mac = mac
+        self.mac_protected = mac_protected
+
+    # -- building ---------------------------------------------------------------
+    def other_information(self):
+        out = struct.pack(">H", self.message_code)
+        if self.supplementary_remote_party is not None:
+            out += self.supplementary_remote_party + _pack_uint64(self.supplementary_remote_counter)
+        return out + self.other_info_tail
+
+    def signed_part(self):
+        """The bytes the signature covers: after DF, to the end of the payload."""
+        dt = b"\x00" if self.date_time is None else b"\x0c" + self.date_time
+        other = self.other_information()
+        return (b"\x09" + bytes((self.cra_flag,)) + _pack_uint64(self.originator_counter)
+                + b"\x08" + self.originator + b"\x08" + self.recipient + dt
+                + ber_length(len(other)) + other
+                + ber_length(len(self.payload)) + self.payload)
+
+    def signature_bytes(self):
+        if not self.signature_field:
+            return b""
+        if self.signature is None:
+            return b"\x00"
+        return bytes((SIGNATURE_LENGTH,)) + self.signature
+
+    def body(self):
+        """General-signing grouping header, payload and signature: what the MAC covers."""
+        return bytes((GENERAL_SIGNING_TAG,)) + self.signed_part() + self.signature_bytes()
+
+    def encode(self):
+        body = self.body()
+        if not self.mac_protected:
+            return body
+        if self.mac is None or len(self.mac) != MAC_LENGTH:
+            raise ValueError("a MAC'd message needs its 12-byte MAC (see protect())")
+        content = SECURITY_HEADER + body + self.mac
+        return (bytes((MAC_HEADER_TAG,)) + b"\x00" * 6 + ber_length(len(content)) + content)
+
+
+def parse(buf):
+    """Parse a GBCS message. Raises GbcsError with the offset of the first fault."""
+    buf = bytes(buf)
+    end = len(buf)
+    offset = 0
+    mac_protected = False
+    if end == 0:
+        raise GbcsError(0, "empty message")
+    if buf[0] == MAC_HEADER_TAG:
+        if buf[1:7] != b"\x00" * 6:
+            raise GbcsError(1, "MAC header: expected six zero bytes after DD")
+        length, offset = read_ber_length(buf, 7)
+        if offset + length != end:
+            raise GbcsError(7, "MAC header length %d but %d bytes follow" % (length, end - offset))
+        if buf[offset:offset + 5] != SECURITY_HEADER:
+            raise GbcsError(offset, "security header is not 11 00000000")
+        offset += 5
+        end -= MAC_LENGTH
+        if end <= offset:
+            raise GbcsError(offset, "no room for the 12-byte MAC")
+        mac_protected = True
+    body_start = offset
+    if buf[offset] != GENERAL_SIGNING_TAG:
+        raise GbcsError(offset, "expected general-signing tag DF, found %02X" % buf[offset])
+    offset += 1
+    _need(buf, offset, 10, end, "transaction id")
+    if buf[offset] != 9:
+        raise GbcsError(offset, "transaction id length must be 9")
+    cra_flag = buf[offset + 1]
+    if cra_flag not in (CRA_COMMAND, CRA_RESPONSE, CRA_ALERT):
+        raise GbcsError(offset + 1, "CRA flag %d is not 1, 2 or 3" % cra_flag)
+    counter = _uint64(buf, offset + 2)
+    offset += 10
+    originator, offset = _eui(buf, offset, end, "originator")
+    recipient, offset = _eui(buf, offset, end, "recipient")
+    _need(buf, offset, 1, end, "date-time")
+    date_time = None
+    if buf[offset] == 0x0C:
+        _need(buf, offset + 1, 12, end, "date-time")
+        date_time = buf[offset + 1:offset + 13]
+        offset += 13
+    elif buf[offset] == 0x00:
+        offset += 1
+    else:
+        raise GbcsError(offset, "date-time length must be 00 or 0C")
+    other_len, offset = read_ber_length(buf, offset)
+    if other_len < 2:
+        raise GbcsError(offset, "other-information must hold the message code")
+    _need(buf, offset, other_len, end, "other-information")
+    other = buf[offset:offset + other_len]
+    offset += other_len
+    payload_len, payload_at = read_ber_length(buf, offset)
+    _need(buf, payload_at, payload_len, end, "payload")
+    payload = buf[payload_at:payload_at + payload_len]
+    offset = payload_at + payload_len
+    signature, signature_field, offset = _signature(buf, offset, end)
+    if offset != end:
+        raise GbcsError(offset, "%d unexpected bytes after the signature" % (end - offset))
+    message = GbcsMessage(
+        cra_flag, counter, originator, recipient, struct.unpack_from(">H", other, 0)[0],
+        payload, date_time, signature=signature, signature_field=signature_field,
+        mac=buf[end:] if mac_protected else None, mac_protected=mac_protected)
+    _other_information(message, other, offset_of=body_start)
+    return message
+
+
+def _need(buf, offset, count, end, what):
+    if offset + count > end:
+        raise GbcsError(offset, "%s needs %d bytes, %d left" % (what, count, end - offset))
+
+
+def _eui(buf, offset, end, what):
+    _need(buf, offset, 9, end, what)
+    if buf[offset] != 8:
+        raise GbcsError(offset, "%s EUI-64 length must be 8" % what)
+    return buf[offset + 1:offset + 9], offset + 9
+
+
+def _signature(buf, offset, end):
+    if offset == end:
+        return None, False, offset          # pre-command: no signature field at all
+    length = buf[offset]
+    if length == 0:
+        return None, True, offset + 1
+    if length != SIGNATURE_LENGTH:
+        raise GbcsError(offset, "signature length must be 00 or 40, found %02X" % length)
+    _need(buf, offset + 1, SIGNATURE_LENGTH, end, "signature")
+    return buf[offset + 1:offset + 65], True, offset + 65
+
+
+def _other_information(message, other, offset_of):
+    if len(other) >= 18:
+        message.supplementary_remote_party = other[2:10]
+        message.supplementary_remote_counter = _uint64(other, 10)
+        message.other_info_tail = other[18:]
+    else:
+        message.other_info_tail = other[2:]
