@@ -1,0 +1,184 @@
+"""One metering device assembled for a transport: the board's view of the device core.
+
+`MeterCore` turns a profile (the JSON form of `profiles/*.toml`) into an `Esme` and its
+`DlmsServer`, and gives every transport connection its own framing endpoint bound to a
+new `DlmsSession`:
+
+    core = MeterCore(profile, now, seed=0, state_dir=None)
+    core.open(conn_id, "hdlc")          # or "wrapper"
+    out = core.receive(conn_id, data)   # bytes from the peer in, bytes to the peer out
+    core.close(conn_id)
+    core.advance(now)                   # run the simulation up to `now` (integer seconds)
+    core.shutdown()                     # final save
+
+Time only comes in through `now` (ARCHITECTURE.md principle 1): the board edge owns the
+wall clock and the speed. `now` is board time; the meter's own clock runs at board
+time plus an offset that changes when a client writes the COSEM clock, and that offset
+is kept across a restart like a meter's battery-backed real-time clock. With a `state_dir`, the device state is saved through
+`firmware/persist.py` before the reply to any request that changed it leaves the device
+(nothing acknowledged is lost across a power cut, principle 6), and every
+`save_period` simulated seconds for the registers the load model drives.
+
+Runs unchanged on MicroPython: `firmware/board/stdio_main.py` drives it over a pipe.
+"""
+
+import json
+
+from firmware.devices.esme import Esme
+from firmware.dlms.server import DlmsServer
+from firmware.hdlc.station import HdlcStation
+from firmware.persist import StateStore
+from firmware.sim.clock import SteppedClock
+from firmware.wrapper import WrapperEndpoint
+
+FRAMING_HDLC = "hdlc"
+FRAMING_WRAPPER = "wrapper"
+FRAMINGS = (FRAMING_HDLC, FRAMING_WRAPPER)
+
+# xDLMS APDU tags that only read (DLMS UA 1000-2 Green Book, xDLMS APDU CHOICE):
+# get-request [192], AARQ [APPLICATION 0] and RLRQ [APPLICATION 2]. Any other request
+# may change the device (SET, ACTION, their ciphered forms), so the state is checked
+# for a change after it and saved before the reply is released.
+READ_ONLY_REQUEST_TAGS = (0xC0, 0x60, 0x62)
+
+DEFAULT_SAVE_PERIOD = 900     # simulated seconds between saves of the running registers
+DEFAULT_MAX_PDU_SIZE = 1024
+STATE_FORMAT = 1
+
+
+class MeterError(Exception):
+    """Misuse of the core by the board edge (unknown connection, unknown framing)."""
+
+
+class _Link:
+    """One transport connection: its framing endpoint and its xDLMS session."""
+
+    def __init__(self, endpoint, session):
+        self.endpoint = endpoint
+        self.session = session
+
+
+class MeterCore:
+    def __init__(self, profile, now, seed=0, state_dir=None,
+                 save_period=DEFAULT_SAVE_PERIOD):
+        self.profile = profile
+        self.clock = SteppedClock(now)
+        self._board_now = now
+        self._offset = 0          # meter clock minus board time
+        self.esme = Esme(profile, self.clock, seed)
+        self._store = StateStore(state_dir) if state_dir else None
+        self._save_period = save_period
+        self._saved_text = None
+        self._saved_at = now
+        self.restored = self._restore()
+        self.server = DlmsServer(self.esme.logical_device, self.clock,
+                                 max_pdu_size=_max_pdu_size(profile))
+        self._hdlc_address = _hdlc_address(profile)
+        self._links = {}
+
+    @property
+    def now(self):
+        return self.clock()
+
+    def connections(self):
+        return list(self._links.keys())
+
+    def open(self, conn_id, framing):
+        if conn_id in self._links:
+            raise MeterError("connection %d is already open" % conn_id)
+        session = self.server.new_session()
+        on_apdu = self._apdu_handler(session)
+        if framing == FRAMING_HDLC:
+            upper, lower = self._hdlc_address
+            endpoint = HdlcStation(server_upper=upper, server_lower=lower,
+                                   on_apdu=on_apdu, on_disconnect=session.abort)
+        elif framing == FRAMING_WRAPPER:
+            endpoint = WrapperEndpoint(on_apdu=on_apdu, on_disconnect=session.abort)
+        else:
+            raise MeterError("unknown framing %r (expected hdlc or wrapper)" % (framing,))
+        self._links[conn_id] = _Link(endpoint, session)
+
+    def receive(self, conn_id, data):
+        out = self._link(conn_id).endpoint.receive(data)
+        return out or b""
+
+    def close(self, conn_id):
+        link = self._link(conn_id)
+        del self._links[conn_id]
+        link.session.abort()
+
+    def advance(self, now):
+        """Run the device up to board time `now` (which never runs backwards)."""
+        if now <= self._board_now:
+            return
+        self._board_now = now
+        meter_now = now + self._offset
+        if meter_now > self.clock():
+            self.clock.set(meter_now)
+            self.esme.advance(meter_now)
+        if self._store is not None and meter_now - self._saved_at >= self._save_period:
+            self.save()
+
+    def save(self):
+        """Write the state if it differs from the last write; True when written."""
+        if self._store is None:
+            return False
+        now = self.clock()
+        text = json.dumps({"format": STATE_FORMAT, "now": now, "offset": self._offset,
+                           "esme": self.esme.save_state()})
+        self._saved_at = now
+        if text == self._saved_text:
+            return False
+        self._store.save(text)
+        self._saved_text = text
+        return True
+
+    def shutdown(self):
+        for conn_id in self.connections():
+            self.close(conn_id)
+        self.save()
+
+    def _link(self, conn_id):
+        link = self._links.get(conn_id)
+        if link is None:
+            raise MeterError("connection %d is not open" % conn_id)
+        return link
+
+    def _apdu_handler(self, session):
+        def on_apdu(apdu, client_sap):
+            reply = session.handle(apdu, client_sap)
+            self._offset = self.clock() - self._board_now   # a client may set the clock
+            if self._store is not None and apdu and apdu[0] not in READ_ONLY_REQUEST_TAGS:
+                self.save()   # before the reply leaves: an acknowledged change survives
+            return reply
+        return on_apdu
+
+    def _restore(self):
+        if self._store is None:
+            return False
+        text = self._store.load()
+        if text is None:
+            return False
+        state = json.loads(text)
+        if state.get("format") != STATE_FORMAT:
+            raise MeterError("state format %r is not %d" % (state.get("format"), STATE_FORMAT))
+        # The meter's clock keeps its offset over the cut, and never runs backwards.
+        meter_now = max(self._board_now + state.get("offset", 0), state["now"])
+        self.clock.set(meter_now)
+        self._offset = meter_now - self._board_now
+        self.esme.restore_state(state["esme"])
+        self._saved_text = text
+        self._saved_at = self.clock()
+        return True
+
+
+def _max_pdu_size(profile):
+    dlms = profile.get("dlms") or {}
+    return dlms.get("max_pdu_size", DEFAULT_MAX_PDU_SIZE)
+
+
+def _hdlc_address(profile):
+    """(upper, lower) HDLC server address (IEC 62056-46 6.4.2.2): logical device 1,
+    physical device 0x10 unless the profile says otherwise."""
+    hdlc = profile.get("hdlc") or {}
+    return hdlc.get("server_upper", 1), hdlc.get("server_lower", 0x10)
