@@ -23,7 +23,7 @@ class DataAccessError(Exception):
     """A GET or SET that fails with a data-access-result (Green Book, xDLMS ASN.1)."""
 
     def __init__(self, code, reason=""):
-        Exception.__init__(self, code, reason)
+        super().__init__(code, reason)
         self.code = code
         self.reason = reason
 
@@ -32,7 +32,7 @@ class ActionError(Exception):
     """An ACTION that fails with an action-result (Green Book, xDLMS ASN.1)."""
 
     def __init__(self, code, reason=""):
-        Exception.__init__(self, code, reason)
+        super().__init__(code, reason)
         self.code = code
         self.reason = reason
 

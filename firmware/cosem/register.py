@@ -189,8 +189,8 @@ class DemandRegister(CosemObject):
     # -- COSEM services -----------------------------------------------------------
 
     def get_attribute(self, attribute, ctx, selector, parameters):
+        self.advance(ctx.now)       # periods that ended since the last sample close now
         if attribute == 2:
-            self.advance(ctx.now)
             return (self.value_tag, self.current_average(ctx.now))
         if attribute == 3:
             return (self.value_tag, self.last_average)
