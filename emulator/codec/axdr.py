@@ -1,0 +1,777 @@
+"""A-XDR `Data` as a declarative construct codec: the host's independent oracle for
+`firmware/dlms/axdr.py` (ARCHITECTURE.md principle 3). It shares no code with the
+firmware codec; tests drive both with the same values and demand the same bytes.
+
+Layout (DLMS UA 1000-2 Green Book 9.5 "Data" CHOICE; A-XDR rules of IEC 61334-6):
+``Data = tag:uint8 ‖ payload``, the payload chosen by the tag (`TaggedChoice`, a
+`Switch` that keeps its tag). Arrays and structures are an A-XDR count then that
+many `Data`; a compact-array (Blue Book 4.1.6.1) is a `TypeDescription` then an
+octet-string of untagged values laid out by it.
+
+`Data` parses straight into the firmware tuple model of docs/CORE_INTERFACES.md
+section 1 (``(tag, payload)``) and builds from it, so host codecs that embed `Data`
+get comparable values without a conversion pass.
+
+Nesting is bounded exactly like the firmware (`MAX_DEPTH` = 16 containers): `Data` is
+a ladder of levels, each reaching the next through `LazyBound`; the last level has no
+container cases. Every level is `.compile()`d. Compiled construct 2.10 reads fixed
+fields with an unchecked ``io.read(n)`` (a truncated value parses short, a missing
+boolean parses TRUE), so the primitives here emit a checked read instead.
+"""
+
+import io
+import struct
+
+from construct import (
+    Bytes, Construct, ConstructError, ExplicitError, FormatField, LazyBound, Pass,
+    StreamError, Struct, ValidationError,
+)
+from construct.core import Flag as _FlagSingleton, stream_write
+
+from emulator.codec.errors import CodecError
+
+__all__ = [
+    "AxdrCodecError", "AxdrLength", "Data", "TypeDescription", "TaggedChoice",
+    "MAX_DEPTH", "decode", "decode_prefix", "encode", "to_model", "from_model",
+]
+
+MAX_DEPTH = 16
+
+# Blue Book "Data" CHOICE numbers (kept apart from firmware on purpose).
+NULL_DATA, ARRAY, STRUCTURE, BOOLEAN, BIT_STRING = 0, 1, 2, 3, 4
+DOUBLE_LONG, DOUBLE_LONG_UNSIGNED = 5, 6
+OCTET_STRING, VISIBLE_STRING, UTF8_STRING, BCD = 9, 10, 12, 13
+INTEGER, LONG, UNSIGNED, LONG_UNSIGNED, COMPACT_ARRAY = 15, 16, 17, 18, 19
+LONG64, LONG64_UNSIGNED, ENUM, FLOAT32, FLOAT64 = 20, 21, 22, 23, 24
+DATE_TIME, DATE, TIME, DONT_CARE = 25, 26, 27, 255
+RAW = -1
+
+
+class AxdrCodecError(CodecError):
+    layer = "axdr"
+
+
+# ---------------------------------------------------------------- shared helper code
+# Installed here for the interpreted path and emitted into every compiled module, so
+# both paths run one definition.
+
+_HELPERS = {
+    "read_exact": """
+        def axdr_read_exact(io, n):
+            data = io.read(n)
+            if len(data) != n:
+                raise StreamError("truncated: expected %d bytes, found %d" % (n, len(data)))
+            return data
+    """,
+    "parse_length": """
+        def axdr_parse_length(io):
+            first = io.read(1)
+            if not first:
+                raise StreamError("truncated: length expected")
+            first = first[0]
+            if first < 0x80:
+                return first
+            size = first & 0x7F
+            if size == 0 or size > 4:
+                raise ValidationError("bad A-XDR length prefix 0x%02x" % first)
+            return int.from_bytes(axdr_read_exact(io, size), "big")
+    """,
+    "length_bytes": """
+        def axdr_length_bytes(n):
+            if not 0 <= n <= 0xFFFFFFFF:
+                raise ValidationError("A-XDR length %r out of range" % (n,))
+            if n < 0x80:
+                return bytes((n,))
+            size = 1 if n <= 0xFF else 2 if n <= 0xFFFF else 3 if n <= 0xFFFFFF else 4
+            return bytes((0x80 | size,)) + n.to_bytes(size, "big")
+    """,
+    "write_exact": """
+        def axdr_write_exact(io, obj, n):
+            if not isinstance(obj, (bytes, bytearray)) or len(obj) != n:
+                raise ValidationError("expected %d bytes, got %r" % (n, obj))
+            io.write(obj)
+            return obj
+    """,
+    "write_octets": """
+        def axdr_write_octets(io, obj):
+            if not isinstance(obj, (bytes, bytearray)):
+                raise ValidationError("string payload must be bytes, got %r" % (obj,))
+            io.write(axdr_length_bytes(len(obj)))
+            io.write(obj)
+            return obj
+    """,
+    "build_items": """
+        def axdr_build_items(obj, io, build_item):
+            if not isinstance(obj, (list, tuple)):
+                raise ValidationError("expected a list, got %r" % (obj,))
+            io.write(axdr_length_bytes(len(obj)))
+            for item in obj:
+                build_item(item)
+            return obj
+    """,
+    "reject": """
+        def axdr_reject(reason):
+            raise ExplicitError(reason)
+    """,
+    "check_tag": """
+        def axdr_check_tag(obj, tag, count):
+            if not isinstance(obj, (list, tuple)) or len(obj) != 2 or obj[0] != tag:
+                raise ValidationError("compact-array element %r is not of type %d" % (obj, tag))
+            if count is not None:
+                if not isinstance(obj[1], (list, tuple)) or len(obj[1]) != count:
+                    raise ValidationError("compact-array element %r needs %d entries"
+                                          % (obj, count))
+            return obj[1]
+    """,
+}
+_DEPENDS = {
+    "parse_length": ("read_exact",),
+    "write_octets": ("length_bytes",),
+    "build_items": ("length_bytes",),
+}
+_namespace = {"StreamError": StreamError, "ValidationError": ValidationError,
+              "ExplicitError": ExplicitError}
+
+
+def _dedent(source):
+    lines = [s for s in source.splitlines() if s.strip()]
+    trim = len(lines[0]) - len(lines[0].lstrip())
+    return "\n".join(s[trim:] for s in lines)
+
+
+for _name in _HELPERS:
+    exec(_dedent(_HELPERS[_name]), _namespace)
+_read_exact = _namespace["axdr_read_exact"]
+_parse_length = _namespace["axdr_parse_length"]
+_length_bytes = _namespace["axdr_length_bytes"]
+_write_exact = _namespace["axdr_write_exact"]
+_write_octets = _namespace["axdr_write_octets"]
+_check_tag = _namespace["axdr_check_tag"]
+
+
+def _need(code, *names):
+    for name in names:
+        for dependency in _DEPENDS.get(name, ()):
+            _need(code, dependency)
+        code.append(_HELPERS[name])
+
+
+# ---------------------------------------------------------------- checked primitives
+
+class _AxdrLength(Construct):
+    """A-XDR variable length (IEC 61334-6): ``< 0x80`` one byte, else ``0x8N`` and N
+    big-endian bytes (N 1..4). Non-minimal forms parse; building is minimal."""
+
+    def _parse(self, stream, context, path):
+        return _parse_length(stream)
+
+    def _build(self, obj, stream, context, path):
+        head = _length_bytes(obj)
+        stream_write(stream, head, len(head), path)
+        return obj
+
+    def _emitparse(self, code):
+        _need(code, "parse_length")
+        return "axdr_parse_length(io)"
+
+    def _emitbuild(self, code):
+        _need(code, "length_bytes")
+        return "(io.write(axdr_length_bytes(obj)), obj)[1]"
+
+
+AxdrLength = _AxdrLength()
+
+
+class _CheckedField(FormatField):
+    def _emitparse(self, code):
+        fname = "axdr_formatfield_%d" % code.allocateId()
+        _need(code, "read_exact")
+        code.append("%s = struct.Struct(%r)" % (fname, self.fmtstr))
+        return "%s.unpack(axdr_read_exact(io, %d))[0]" % (fname, self.length)
+
+
+class _CheckedBytes(Bytes):
+    def _emitparse(self, code):
+        _need(code, "read_exact")
+        return "axdr_read_exact(io, %d)" % self.length
+
+    def _emitbuild(self, code):
+        _need(code, "write_exact")
+        return "axdr_write_exact(io, obj, %d)" % self.length
+
+
+class _CheckedFlag(type(_FlagSingleton)):
+    """boolean: one byte, any non-zero is TRUE; TRUE builds as 0x01."""
+
+    def _emitparse(self, code):
+        _need(code, "read_exact")
+        return "(axdr_read_exact(io, 1) != b'\\x00')"
+
+
+class _AxdrOctets(Construct):
+    """octet-string / visible-string / utf8-string: A-XDR length ‖ bytes."""
+
+    def _parse(self, stream, context, path):
+        return _read_exact(stream, _parse_length(stream))
+
+    def _build(self, obj, stream, context, path):
+        return _write_octets(stream, obj)
+
+    def _emitparse(self, code):
+        _need(code, "parse_length")
+        return "axdr_read_exact(io, axdr_parse_length(io))"
+
+    def _emitbuild(self, code):
+        _need(code, "write_octets")
+        return "axdr_write_octets(io, obj)"
+
+
+AxdrOctets = _AxdrOctets()
+
+
+class _AxdrBitString(Construct):
+    """bit-string: A-XDR length in bits ‖ ceil(bits/8) bytes, as ``(count, bytes)``.
+    Unused trailing bits parse as 0 (the model keeps them 0) and must be 0 to build."""
+
+    def _parse(self, stream, context, path):
+        count = _parse_length(stream)
+        size = (count + 7) >> 3
+        bits = _read_exact(stream, size)
+        unused = (8 - (count & 7)) & 7
+        if unused and bits[-1] & ((1 << unused) - 1):
+            bits = bits[:-1] + bytes((bits[-1] & (0xFF << unused) & 0xFF,))
+        return (count, bits)
+
+    def _build(self, obj, stream, context, path):
+        if not isinstance(obj, (tuple, list)) or len(obj) != 2:
+            raise ValidationError("bit-string must be (count, bytes): %r" % (obj,), path=path)
+        count, bits = obj
+        if type(count) is not int or count < 0:
+            raise ValidationError("bad bit count %r" % (count,), path=path)
+        if not isinstance(bits, (bytes, bytearray)) or len(bits) != (count + 7) >> 3:
+            raise ValidationError("%d bits need %d bytes" % (count, (count + 7) >> 3), path=path)
+        unused = (8 - (count & 7)) & 7
+        if unused and bits[-1] & ((1 << unused) - 1):
+            raise ValidationError("unused trailing bits are not 0", path=path)
+        head = _length_bytes(count)
+        stream_write(stream, head + bytes(bits), len(head) + len(bits), path)
+        return obj
+
+
+AxdrBitString = _AxdrBitString()
+
+
+class _Reject(Construct):
+    """A case that is never valid here, with the reason (compiles, unlike `Error`)."""
+
+    def __init__(self, reason):
+        super().__init__()
+        self.reason = reason
+
+    def _parse(self, stream, context, path):
+        raise ExplicitError(self.reason, path=path)
+
+    def _build(self, obj, stream, context, path):
+        raise ExplicitError(self.reason, path=path)
+
+    def _emitparse(self, code):
+        _need(code, "reject")
+        return "axdr_reject(%r)" % self.reason
+
+    def _emitbuild(self, code):
+        _need(code, "reject")
+        return "axdr_reject(%r)" % self.reason
+
+
+# ---------------------------------------------------------------- combinators
+
+class TaggedChoice(Construct):
+    """A one-byte tag then ``cases[tag]``: a `Switch` on a leading tag that parses to
+    ``(tag, value)`` and builds from it (the A-XDR CHOICE encoding)."""
+
+    def __init__(self, cases, unknown):
+        super().__init__()
+        self.cases = cases
+        self.unknown = unknown  # reason, formatted with the tag
+
+    def _parse(self, stream, context, path):
+        tag = _read_exact(stream, 1)[0]
+        case = self.cases.get(tag)
+        if case is None:
+            raise ExplicitError(self.unknown % tag, path=path)
+        return (tag, case._parsereport(stream, context, path))
+
+    def _build(self, obj, stream, context, path):
+        if not isinstance(obj, (tuple, list)) or len(obj) != 2:
+            raise ValidationError("not a (tag, value) pair: %r" % (obj,), path=path)
+        tag, value = obj
+        case = self.cases.get(tag) if type(tag) is int else None
+        if case is None:
+            raise ExplicitError(self.unknown % (tag,), path=path)
+        stream_write(stream, bytes((tag,)), 1, path)
+        case._build(value, stream, context, path)
+        return obj
+
+    def _emitparse(self, code):
+        fname = "axdr_choice_%d" % code.allocateId()
+        code.append("%s_cases = {}" % fname)
+        for tag in sorted(self.cases):
+            code.append("%s_cases[%d] = lambda io, this: %s"
+                        % (fname, tag, self.cases[tag]._compileparse(code)))
+        code.append("""
+            def %s(io, this):
+                tag = io.read(1)
+                if not tag:
+                    raise StreamError("truncated: data type tag expected")
+                tag = tag[0]
+                case = %s_cases.get(tag)
+                if case is None:
+                    raise ExplicitError(%r %% tag)
+                return (tag, case(io, this))
+        """ % (fname, fname, self.unknown))
+        return "%s(io, this)" % fname
+
+    def _emitbuild(self, code):
+        fname = "axdr_choice_build_%d" % code.allocateId()
+        code.append("%s_cases = {}" % fname)
+        for tag in sorted(self.cases):
+            code.append("%s_cases[%d] = lambda obj, io, this: %s"
+                        % (fname, tag, self.cases[tag]._compilebuild(code)))
+        code.append("""
+            def %s(obj, io, this):
+                if not isinstance(obj, (tuple, list)) or len(obj) != 2:
+                    raise ValidationError("not a (tag, value) pair: %%r" %% (obj,))
+                tag = obj[0]
+                case = %s_cases.get(tag) if type(tag) is int else None
+                if case is None:
+                    raise ExplicitError(%r %% (tag,))
+                io.write(bytes((tag,)))
+                case(obj[1], io, this)
+                return obj
+        """ % (fname, fname, self.unknown))
+        return "%s(obj, io, this)" % fname
+
+
+class SequenceOf(Construct):
+    """A-XDR SEQUENCE OF: an A-XDR element count then the elements, as a list."""
+
+    def __init__(self, subcon):
+        super().__init__()
+        self.subcon = subcon
+
+    def _parse(self, stream, context, path):
+        count = _parse_length(stream)
+        return [self.subcon._parsereport(stream, context, path) for _ in range(count)]
+
+    def _build(self, obj, stream, context, path):
+        if not isinstance(obj, (list, tuple)):
+            raise ValidationError("expected a list, got %r" % (obj,), path=path)
+        head = _length_bytes(len(obj))
+        stream_write(stream, head, len(head), path)
+        for item in obj:
+            self.subcon._build(item, stream, context, path)
+        return obj
+
+    def _emitparse(self, code):
+        _need(code, "parse_length")
+        return "[%s for _ in range(axdr_parse_length(io))]" % self.subcon._compileparse(code)
+
+    def _emitbuild(self, code):
+        _need(code, "build_items")
+        return "axdr_build_items(obj, io, lambda obj: (%s))" % self.subcon._compilebuild(code)
+
+
+# ---------------------------------------------------------------- simple types
+
+#: payload of every simple type, by tag (Green Book 9.5 "Data")
+SIMPLE_PAYLOADS = {
+    NULL_DATA: Pass,
+    BOOLEAN: _CheckedFlag(),
+    BIT_STRING: AxdrBitString,
+    DOUBLE_LONG: _CheckedField(">", "l"),
+    DOUBLE_LONG_UNSIGNED: _CheckedField(">", "L"),
+    OCTET_STRING: AxdrOctets,
+    VISIBLE_STRING: AxdrOctets,
+    UTF8_STRING: AxdrOctets,
+    BCD: _CheckedField(">", "B"),
+    INTEGER: _CheckedField(">", "b"),
+    LONG: _CheckedField(">", "h"),
+    UNSIGNED: _CheckedField(">", "B"),
+    LONG_UNSIGNED: _CheckedField(">", "H"),
+    LONG64: _CheckedField(">", "q"),
+    LONG64_UNSIGNED: _CheckedField(">", "Q"),
+    ENUM: _CheckedField(">", "B"),
+    FLOAT32: _CheckedField(">", "f"),
+    FLOAT64: _CheckedField(">", "d"),
+    DATE_TIME: _CheckedBytes(12),
+    DATE: _CheckedBytes(5),
+    TIME: _CheckedBytes(4),
+    DONT_CARE: Pass,
+}
+# Minimum encoded width inside compact-array contents (variable types: the length byte).
+_MIN_WIDTH = {
+    NULL_DATA: 0, DONT_CARE: 0, BOOLEAN: 1, BCD: 1, INTEGER: 1, UNSIGNED: 1, ENUM: 1,
+    LONG: 2, LONG_UNSIGNED: 2, DOUBLE_LONG: 4, DOUBLE_LONG_UNSIGNED: 4, FLOAT32: 4,
+    LONG64: 8, LONG64_UNSIGNED: 8, FLOAT64: 8, DATE_TIME: 12, DATE: 5, TIME: 4,
+    BIT_STRING: 1, OCTET_STRING: 1, VISIBLE_STRING: 1, UTF8_STRING: 1,
+}
+_TOO_DEEP = "nesting deeper than %d" % MAX_DEPTH
+
+
+# ---------------------------------------------------------------- TypeDescription
+
+def _type_description_level(depth):
+    """TypeDescription (Blue Book 4.1.6.1): a tag; for array also a uint16 element
+    count and the element's description; for structure an A-XDR count and members."""
+    cases = {tag: Pass for tag in SIMPLE_PAYLOADS}
+    if depth < MAX_DEPTH:
+        inner = LazyBound(lambda: _TYPE_DESCRIPTIONS[depth + 1])
+        cases[ARRAY] = Struct("count" / _CheckedField(">", "H"), "element" / inner)
+        cases[STRUCTURE] = SequenceOf(inner)
+    else:
+        cases[ARRAY] = cases[STRUCTURE] = _Reject(_TOO_DEEP)
+    return TaggedChoice(cases, "type %d cannot describe compact-array contents")
+
+
+def _description_model(parsed):
+    """TypeDescription parse result -> model: a tag, (ARRAY, n, element) or
+    (STRUCTURE, [members])."""
+    tag, spec = parsed
+    if tag == ARRAY:
+        return (ARRAY, spec["count"], _description_model(spec["element"]))
+    if tag == STRUCTURE:
+        return (STRUCTURE, [_description_model(m) for m in spec])
+    return tag
+
+
+def _description_object(desc):
+    """model -> what the TypeDescription construct builds from."""
+    if type(desc) is int:
+        return (desc, None)
+    if isinstance(desc, (tuple, list)):
+        if len(desc) == 3 and desc[0] == ARRAY:
+            return (ARRAY, {"count": desc[1], "element": _description_object(desc[2])})
+        if len(desc) == 2 and desc[0] == STRUCTURE and isinstance(desc[1], (list, tuple)):
+            return (STRUCTURE, [_description_object(m) for m in desc[1]])
+    raise ValidationError("bad type description %r" % (desc,))
+
+
+def _description_key(desc):
+    if type(desc) is int:
+        return desc
+    if desc[0] == ARRAY:
+        return (ARRAY, desc[1], _description_key(desc[2]))
+    return (STRUCTURE, tuple(_description_key(m) for m in desc[1]))
+
+
+def _key_width(key):
+    """Minimum width of one element. An array of zero-size elements is rejected: its
+    count would cost work for no bytes (the firmware rejects it too)."""
+    if type(key) is int:
+        return _MIN_WIDTH[key]
+    if key[0] == ARRAY:
+        width = _key_width(key[2])
+        if width == 0 and key[1]:
+            raise ValidationError("array of zero-size elements in a type description")
+        return key[1] * width
+    return sum(_key_width(m) for m in key[1])
+
+
+# ---------------------------------------------------------------- compact-array contents
+
+class _Described(Construct):
+    """One untagged value laid out by a description key, as a tagged model value."""
+
+    def __init__(self, key):
+        super().__init__()
+        self.key = key
+        if type(key) is int:
+            self.subcon = SIMPLE_PAYLOADS[key]
+        elif key[0] == ARRAY:
+            self.subcon = _Described(key[2])
+        else:
+            self.members = [_Described(m) for m in key[1]]
+
+    def _parse(self, stream, context, path):
+        key = self.key
+        if type(key) is int:
+            return (key, self.subcon._parsereport(stream, context, path))
+        if key[0] == ARRAY:
+            return (ARRAY, [self.subcon._parsereport(stream, context, path)
+                            for _ in range(key[1])])
+        return (STRUCTURE, [m._parsereport(stream, context, path) for m in self.members])
+
+    def _build(self, obj, stream, context, path):
+        key = self.key
+        if type(key) is int:
+            return self.subcon._build(_check_tag(obj, key, None), stream, context, path)
+        if key[0] == ARRAY:
+            for item in _check_tag(obj, ARRAY, key[1]):
+                self.subcon._build(item, stream, context, path)
+            return obj
+        items = _check_tag(obj, STRUCTURE, len(self.members))
+        for i in range(len(self.members)):
+            self.members[i]._build(items[i], stream, context, path)
+        return obj
+
+    def _emitparse(self, code):
+        key = self.key
+        if type(key) is int:
+            return "(%d, %s)" % (key, self.subcon._compileparse(code))
+        if key[0] == ARRAY:
+            return "(1, [%s for _ in range(%d)])" % (self.subcon._compileparse(code), key[1])
+        return "(2, [%s])" % "".join(m._compileparse(code) + ", " for m in self.members)
+
+    def _emitbuild(self, code):
+        _need(code, "check_tag")
+        key = self.key
+        if type(key) is int:
+            return "reuse(axdr_check_tag(obj, %d, None), lambda obj: (%s))" % (
+                key, self.subcon._compilebuild(code))
+        if key[0] == ARRAY:
+            return "[reuse(x, lambda obj: (%s)) for x in axdr_check_tag(obj, 1, %d)]" % (
+                self.subcon._compilebuild(code), key[1])
+        fname = "axdr_members_%d" % code.allocateId()
+        code.append("%s = (%s)" % (fname, "".join(
+            "lambda obj, io, this: (%s), " % m._compilebuild(code) for m in self.members)))
+        return "[f(x, io, this) for f, x in zip(%s, axdr_check_tag(obj, 2, %d))]" % (
+            fname, len(self.members))
+
+
+_ELEMENT_CACHE = {}
+
+
+def _element(key):
+    element = _ELEMENT_CACHE.get(key)
+    if element is None:
+        if len(_ELEMENT_CACHE) >= 256:
+            _ELEMENT_CACHE.clear()
+        element = _Described(key).compile()
+        _ELEMENT_CACHE[key] = element
+    return element
+
+
+class CompactArrayBody(Construct):
+    """compact-array ::= contents-description TypeDescription, array-contents OCTET
+    STRING (Blue Book 4.1.6.1). Parses to ``(description, [values])``; the count of
+    values is whatever fills the contents."""
+
+    def __init__(self, description):
+        super().__init__()
+        self.description = description
+
+    def _parse(self, stream, context, path):
+        desc = _description_model(self.description._parsereport(stream, context, path))
+        key = _description_key(desc)
+        width = _key_width(key)
+        data = _read_exact(stream, _parse_length(stream))
+        if width == 0:
+            if data:
+                raise ValidationError("compact-array elements of zero size cannot be counted")
+            return (desc, [])
+        element = _element(key)
+        sub = io.BytesIO(data)
+        items = []
+        while sub.tell() < len(data):
+            items.append(element._parsereport(sub, context, path))
+        return (desc, items)
+
+    def _build(self, obj, stream, context, path):
+        if not isinstance(obj, (tuple, list)) or len(obj) != 2:
+            raise ValidationError("compact-array must be (description, items)", path=path)
+        desc, items = obj
+        self.description._build(_description_object(desc), stream, context, path)
+        key = _description_key(desc)
+        if not isinstance(items, (list, tuple)):
+            raise ValidationError("compact-array items must be a list", path=path)
+        if _key_width(key) == 0 and items:
+            raise ValidationError("compact-array elements of zero size cannot be counted")
+        element = _element(key)
+        sub = io.BytesIO()
+        for item in items:
+            element._build(item, sub, context, path)
+        data = sub.getvalue()
+        head = _length_bytes(len(data))
+        stream_write(stream, head + data, len(head) + len(data), path)
+        return obj
+
+
+# ---------------------------------------------------------------- Data
+
+def _data_level(depth):
+    cases = dict(SIMPLE_PAYLOADS)
+    if depth < MAX_DEPTH:
+        inner = LazyBound(lambda: _DATA_LEVELS[depth + 1])
+        cases[ARRAY] = cases[STRUCTURE] = SequenceOf(inner)
+        cases[COMPACT_ARRAY] = CompactArrayBody(
+            LazyBound(lambda: _TYPE_DESCRIPTIONS[depth + 1]))
+    else:
+        cases[ARRAY] = cases[STRUCTURE] = cases[COMPACT_ARRAY] = _Reject(_TOO_DEEP)
+    return TaggedChoice(cases, "unknown data type tag %d")
+
+
+_TYPE_DESCRIPTIONS = [_type_description_level(d).compile() for d in range(MAX_DEPTH + 1)]
+_DATA_LEVELS = [_data_level(d).compile() for d in range(MAX_DEPTH + 1)]
+
+#: A-XDR Data (compiled): parses to the tuple model, builds from it
+Data = _DATA_LEVELS[0]
+#: TypeDescription of compact-array contents (compiled), as parsed tagged pairs
+TypeDescription = _TYPE_DESCRIPTIONS[0]
+
+
+# ---------------------------------------------------------------- model conversion
+
+def to_model(container):
+    """A parse result, or a ``{"tag":, "value":}`` container form, -> the firmware
+    tuple model with lists for arrays/structures and tuples elsewhere."""
+    if isinstance(container, dict):
+        tag, value = container["tag"], container["value"]
+    else:
+        tag, value = container
+    if tag == ARRAY or tag == STRUCTURE:
+        return (tag, [to_model(item) for item in value])
+    if tag == COMPACT_ARRAY:
+        desc, items = value
+        return (tag, (_canonical_description(desc), [to_model(item) for item in items]))
+    if tag == BIT_STRING:
+        return (tag, (value[0], bytes(value[1])))
+    return (tag, value)
+
+
+def _canonical_description(desc):
+    if isinstance(desc, dict):
+        desc = _description_model((desc["tag"], desc.get("spec")))
+    if type(desc) is int:
+        return desc
+    if desc[0] == ARRAY:
+        return (ARRAY, desc[1], _canonical_description(desc[2]))
+    return (STRUCTURE, [_canonical_description(m) for m in desc[1]])
+
+
+_INT_TAGS = frozenset((DOUBLE_LONG, DOUBLE_LONG_UNSIGNED, BCD, INTEGER, LONG, UNSIGNED,
+                       LONG_UNSIGNED, LONG64, LONG64_UNSIGNED, ENUM))
+_BYTES_TAGS = frozenset((OCTET_STRING, VISIBLE_STRING, UTF8_STRING, DATE_TIME, DATE, TIME))
+_BYTES_TYPES = (bytes, bytearray, memoryview)
+
+
+class _ModelError(Exception):
+    pass
+
+
+def from_model(value, _depth=0):
+    """Firmware tuple model -> the object `Data` builds. Checks the Python types the
+    construct would coerce (a bool is not an int, a str is not bytes) and expands RAW
+    (pre-encoded A-XDR) by parsing it; ranges and lengths are the construct's job."""
+    if _depth > MAX_DEPTH + 1:
+        raise _ModelError(_TOO_DEEP)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise _ModelError("not a (tag, payload) pair: %r" % (value,))
+    tag, payload = value
+    if type(tag) is not int:
+        raise _ModelError("data type tag must be an int: %r" % (tag,))
+    if tag == ARRAY or tag == STRUCTURE:
+        if not isinstance(payload, (list, tuple)):
+            raise _ModelError("array/structure payload must be a list")
+        return (tag, [from_model(item, _depth + 1) for item in payload])
+    if tag == COMPACT_ARRAY:
+        if not isinstance(payload, (tuple, list)) or len(payload) != 2:
+            raise _ModelError("compact-array payload must be (description, items)")
+        desc, items = payload
+        if not isinstance(items, (list, tuple)):
+            raise _ModelError("compact-array items must be a list")
+        return (tag, (desc, [_checked_described(item, _depth + 1) for item in items]))
+    if tag == RAW:
+        return _raw_object(payload)
+    return (tag, _checked_simple(tag, payload))
+
+
+def _checked_simple(tag, payload):
+    if tag in _INT_TAGS:
+        if type(payload) is not int:
+            raise _ModelError("integer payload must be int: %r" % (payload,))
+    elif tag in _BYTES_TAGS:
+        if not isinstance(payload, _BYTES_TYPES):
+            raise _ModelError("payload must be bytes: %r" % (payload,))
+        return bytes(payload)
+    elif tag == BOOLEAN:
+        if payload is not True and payload is not False:
+            raise _ModelError("boolean payload must be True or False: %r" % (payload,))
+    elif tag == FLOAT32 or tag == FLOAT64:
+        if type(payload) is not float and type(payload) is not int:
+            raise _ModelError("float payload must be float: %r" % (payload,))
+        return float(payload)
+    elif tag == BIT_STRING:
+        if (not isinstance(payload, (tuple, list)) or len(payload) != 2
+                or not isinstance(payload[1], _BYTES_TYPES)):
+            raise _ModelError("bit-string payload must be (bit_count, bytes)")
+        return (payload[0], bytes(payload[1]))
+    elif tag == NULL_DATA or tag == DONT_CARE:
+        if payload is not None:
+            raise _ModelError("null-data/dont-care payload must be None")
+    elif tag not in SIMPLE_PAYLOADS:
+        raise _ModelError("unknown data type tag %r" % (tag,))
+    return payload
+
+
+def _checked_described(value, depth):
+    """Compact-array elements: the same type checks; structure checked by the build."""
+    if depth > MAX_DEPTH + 1:
+        raise _ModelError(_TOO_DEEP)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise _ModelError("not a (tag, payload) pair: %r" % (value,))
+    tag, payload = value
+    if tag == ARRAY or tag == STRUCTURE:
+        if not isinstance(payload, (list, tuple)):
+            raise _ModelError("array/structure payload must be a list")
+        return (tag, [_checked_described(item, depth + 1) for item in payload])
+    if type(tag) is not int or tag == COMPACT_ARRAY or tag == RAW:
+        raise _ModelError("type %r cannot be a compact-array element" % (tag,))
+    return (tag, _checked_simple(tag, payload))
+
+
+def _raw_object(payload):
+    if not isinstance(payload, _BYTES_TYPES) or not len(payload):
+        raise _ModelError("raw payload must be non-empty encoded bytes")
+    try:
+        return decode(payload)
+    except AxdrCodecError as e:
+        raise _ModelError("raw payload is not one A-XDR value: %s" % e)
+
+
+# ---------------------------------------------------------------- helpers
+
+def decode_prefix(buf, offset=0):
+    """-> (model, next_offset): one Data value starting at `offset`."""
+    stream = io.BytesIO(bytes(buf))
+    stream.seek(offset)
+    try:
+        value = Data.parse_stream(stream)
+    except (ConstructError, struct.error) as e:
+        raise AxdrCodecError(stream.tell(), _reason(e))
+    return value, stream.tell()
+
+
+def decode(buf):
+    """One Data value filling `buf` exactly -> the firmware tuple model."""
+    value, end = decode_prefix(buf)
+    if end != len(buf):
+        raise AxdrCodecError(end, "%d trailing bytes after the value" % (len(buf) - end))
+    return value
+
+
+def encode(value):
+    """Firmware tuple model -> A-XDR bytes."""
+    stream = io.BytesIO()
+    try:
+        Data.build_stream(from_model(value), stream)
+    except _ModelError as e:
+        raise AxdrCodecError(None, str(e))
+    except (ConstructError, struct.error, OverflowError, TypeError, ValueError,
+            KeyError, IndexError) as e:
+        raise AxdrCodecError(stream.tell(), _reason(e))
+    return stream.getvalue()
+
+
+def _reason(error):
+    text = str(error).strip()
+    return text.splitlines()[-1] if text else type(error).__name__
