@@ -74,7 +74,7 @@ class ProfileError(ValueError):
     """A profile value is missing or wrong; `key` is its dotted path."""
 
     def __init__(self, key, reason):
-        ValueError.__init__(self, "profile key %s: %s" % (key, reason))
+        super().__init__("profile key %s: %s" % (key, reason))
         self.key = key
         self.reason = reason
 
