@@ -29,7 +29,7 @@ MAX_WPDU_LENGTH = 0xFFFF
 
 class WrapperError(Exception):
     def __init__(self, offset, reason):
-        Exception.__init__(self, offset, reason)
+        super().__init__(offset, reason)
         self.offset = offset
         self.reason = reason
 

@@ -50,7 +50,7 @@ class HdlcError(Exception):
     """A frame that cannot be parsed (or fields that cannot be built)."""
 
     def __init__(self, offset, reason):
-        Exception.__init__(self, offset, reason)
+        super().__init__(offset, reason)
         self.offset = offset
         self.reason = reason
 

@@ -189,10 +189,11 @@ class HdlcStation:
     # -- handlers (named in _TRANSITIONS) -----------------------------------------
 
     def _on_snrm(self, frame):
+        requested = self._requested
         if self.client_address is not None:
             self._notify_disconnect()       # a reset ends the link the association used
         self._reset_link()
-        self.parameters = self.capability.answer(self._requested)
+        self.parameters = self.capability.answer(requested)
         self.client_address = frame.source[0]
         return self._u_frame(UA, self.parameters.encode())
 
@@ -217,7 +218,8 @@ class HdlcStation:
 
     def _on_ui(self, frame):
         if not frame.segmented:
-            self._deliver(frame.info)       # an unconfirmed service: no answer goes back
+            # an unconfirmed service: no answer goes back
+            self._deliver(frame.info, frame.source[0])
         if self.state == NRM and frame.poll:
             return self._transmit()
         return b""
@@ -237,7 +239,7 @@ class HdlcStation:
         if not frame.segmented:
             message = bytes(self._rx)
             self._rx = bytearray()
-            reply = self._deliver(message)
+            reply = self._deliver(message, self.client_address)
             if reply:
                 self._pending = LLC_RESPONSE + bytes(reply)
                 self._pending_at = 0
@@ -287,12 +289,12 @@ class HdlcStation:
             self._va = (self._va + 1) & 7
         self._va = nr
 
-    def _deliver(self, message):
+    def _deliver(self, message, client_sap):
         """Passes a complete LLC message up; returns the answer APDU or None."""
         if message[:3] != LLC_REQUEST or self.on_apdu is None:
             return None                 # not for the DLMS LSAP: nobody to give it to
         try:
-            return self.on_apdu(message[3:], self.client_address)
+            return self.on_apdu(message[3:], client_sap)
         except Exception as exc:
             self.upper_error = exc
             return None
