@@ -61,6 +61,15 @@ class AccessRights:
     def can_invoke(self, method):
         return self.method(method) != NO_ACCESS
 
+    def is_read_only(self):
+        for m in self.attribute_modes:
+            if m & WRITE_ONLY:
+                return False
+        for m in self.method_modes:
+            if m:
+                return False
+        return True
+
     def grants_anything(self):
         for m in self.attribute_modes:
             if m:
@@ -109,6 +118,8 @@ class LogicalDevice:
         key = (obj.class_id, obj.logical_name)
         if key in self._index:
             raise ValueError("object already present")
+        for sap in rights:
+            self._check_policy(self._clients.get(sap), rights[sap])
         self._index[key] = len(self._objects)
         self._objects.append(obj)
         self._rights.append(dict(rights))
@@ -177,12 +188,22 @@ class LogicalDevice:
         if sap in self._clients:
             raise ValueError("client already present")
         config = ClientConfig(sap, authentication, secret, association, association_rights)
+        for r in self._rights:
+            if sap in r:
+                self._check_policy(config, r[sap])
         if association is not None:
             if association_rights is None:
                 config.association_rights = association.default_rights(authentication)
             association.bind(self, config)
         self._clients[sap] = config
         return config
+
+    @staticmethod
+    def _check_policy(config, rights):
+        # A client without authentication may only read (GB: the public client).
+        if config is not None and config.authentication == AUTH_LOWEST \
+                and not rights.is_read_only():
+            raise ValueError("a lowest-level-security client is read-only")
 
     def client(self, client_sap):
         return self._clients.get(client_sap)

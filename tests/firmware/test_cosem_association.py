@@ -170,6 +170,27 @@ def test_clients_and_configuration_errors():
     assert len(ld.objects()) == 6
 
 
+def test_a_client_without_authentication_is_read_only():
+    ld = LogicalDevice()
+    reg = Register(IMPORT_ACTIVE_ENERGY)
+    ld.add_client(PUBLIC_CLIENT, AUTH_LOWEST, None, AssociationLN())
+    for rights in (full_access(reg), AccessRights([1, 2, 1]), AccessRights([1, 1, 1], [1])):
+        try:
+            ld.add(reg, {PUBLIC_CLIENT: rights})
+            assert False
+        except ValueError:
+            pass
+    late = LogicalDevice()
+    late.add(reg, {PUBLIC_CLIENT: full_access(reg)})     # rights first, client later
+    try:
+        late.add_client(PUBLIC_CLIENT, AUTH_LOWEST)
+        assert False
+    except ValueError:
+        pass
+    ld.add(reg, {PUBLIC_CLIENT: read_only(reg)})
+    assert ld.attribute_access(PUBLIC_CLIENT, reg, 2) == 1
+
+
 def test_association_attributes():
     ld = _device()[0]
     pub = ld.client(PUBLIC_CLIENT).association
