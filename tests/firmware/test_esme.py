@@ -482,3 +482,81 @@ def test_a_month_in_one_step():
     assert esme.hh_profile.entries_in_use == 400     # depth of the tiny profile
     assert esme.daily_log.entries_in_use == 10
     assert datetime_seconds(rows(esme.hh_profile)[-1][0]) == START + 31 * DAY
+
+
+# -- served by the xDLMS server (the path a client takes) ------------------------------
+
+def _served(esme, client, password=None):
+    from firmware.dlms import acse as C
+    from firmware.dlms.server import DlmsServer
+    server = DlmsServer(esme.logical_device, esme.clock)
+    session = server.new_session()
+    initiate = C.InitiateRequest(proposed_dlms_version_number=6,
+                                 proposed_conformance=0xFFFFFF,
+                                 client_max_receive_pdu_size=0xFFFF)
+    request = C.Aarq(C.LN_NO_CIPHERING, user_information=initiate.encode())
+    if password is not None:
+        request.sender_acse_requirements = True
+        request.mechanism_name = C.MECHANISM_LOW
+        request.calling_authentication_value = password
+    assert C.decode_acse(session.handle(request.encode(), client)).result == C.RESULT_ACCEPTED
+    return session
+
+
+def _get(session, client, class_id, name, attribute, selection=None):
+    from firmware.dlms import apdu as A
+    request = A.GetRequestNormal(0xC1, A.AttributeDescriptor(class_id, name, attribute),
+                                 selection)
+    reply = A.decode_apdu(session.handle(request.encode(), client))
+    raw = bytearray()
+    while isinstance(reply, A.GetResponseWithDatablock):
+        assert reply.data_access_result is None
+        raw.extend(reply.raw_data)
+        if reply.last_block:
+            return axdr.decode_all(bytes(raw))
+        nxt = A.GetRequestNext(0xC1, reply.block_number).encode()
+        reply = A.decode_apdu(session.handle(nxt, client))
+    assert reply.result.data_access_result is None, reply
+    return reply.result.data
+
+
+def _action(session, client, class_id, name, method, parameters):
+    from firmware.dlms import apdu as A
+    request = A.ActionRequestNormal(0xC3, A.MethodDescriptor(class_id, name, method),
+                                    parameters)
+    return A.decode_apdu(session.handle(request.encode(), client)).result
+
+
+def test_public_client_reads_the_meter_through_the_server():
+    esme, clock = make()
+    run_to(esme, clock, START + DAY + 600)
+    session = _served(esme, PUBLIC)
+    objects = _get(session, PUBLIC, 15, O.CURRENT_ASSOCIATION, 2)[1]
+    listed = [(o[1][0][1], o[1][2][1]) for o in objects]
+    assert (7, O.HH_PROFILE) in listed and (3, O.IMPORT_ACTIVE_ENERGY) in listed
+    assert (9, O.SUPPLY_SCRIPT_TABLE) not in listed          # "none" for the public client
+    assert _get(session, PUBLIC, 3, O.IMPORT_ACTIVE_ENERGY, 2) == esme.import_register.value
+    clock_time = _get(session, PUBLIC, 8, O.CLOCK, 2)[1]
+    assert datetime_seconds(clock_time) == START + DAY + 600
+    by_entry = ((axdr.STRUCTURE, [(axdr.DOUBLE_LONG_UNSIGNED, 2), (axdr.DOUBLE_LONG_UNSIGNED, 3),
+                                  (axdr.LONG_UNSIGNED, 1), (axdr.LONG_UNSIGNED, 0)]))
+    from firmware.dlms import apdu as A
+    two = _get(session, PUBLIC, 7, O.HH_PROFILE, 2, A.SelectiveAccess(2, by_entry))[1]
+    assert [r[1] for r in two] == [[(axdr.OCTET_STRING, e[0]), (axdr.DOUBLE_LONG_UNSIGNED, e[1])]
+                                   for e in rows(esme.hh_profile)[1:3]]
+    whole = _get(session, PUBLIC, 7, O.HH_PROFILE, 2)[1]
+    assert len(whole) == 48
+
+
+def test_management_client_switches_the_supply_through_the_server():
+    esme, clock = make()
+    run_to(esme, clock, START + HOUR)
+    public = _served(esme, PUBLIC)
+    refused = _action(public, PUBLIC, 9, O.SUPPLY_SCRIPT_TABLE, 1, (axdr.LONG_UNSIGNED, DISABLE))
+    assert refused != 0 and esme.supply_state == CONNECTED
+    session = _served(esme, MANAGEMENT, b"secret01")
+    assert _action(session, MANAGEMENT, 9, O.SUPPLY_SCRIPT_TABLE, 1,
+                   (axdr.LONG_UNSIGNED, DISABLE)) == 0
+    assert esme.supply_state == DISCONNECTED
+    assert _get(session, MANAGEMENT, 70, O.DISCONNECT_CONTROL, 3) == (axdr.ENUM, DISCONNECTED)
+    assert events(esme)[-1] == (START + HOUR, EV_OFF)
