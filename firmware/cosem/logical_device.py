@@ -70,6 +70,11 @@ class AccessRights:
                 return False
         return True
 
+    def read_part(self):
+        """These rights without write access and without methods."""
+        return AccessRights([m & READ_ONLY for m in self.attribute_modes],
+                            [NO_ACCESS] * len(self.method_modes))
+
     def grants_anything(self):
         for m in self.attribute_modes:
             if m:
@@ -118,8 +123,6 @@ class LogicalDevice:
         key = (obj.class_id, obj.logical_name)
         if key in self._index:
             raise ValueError("object already present")
-        for sap in rights:
-            self._check_policy(self._clients.get(sap), rights[sap])
         self._index[key] = len(self._objects)
         self._objects.append(obj)
         self._rights.append(dict(rights))
@@ -170,7 +173,13 @@ class LogicalDevice:
         i = self._index.get((obj.class_id, obj.logical_name))
         if i is None or self._objects[i] is not obj:
             return None
-        return self._rights[i].get(client_sap)
+        rights = self._rights[i].get(client_sap)
+        if rights is not None and config is not None \
+                and config.authentication == AUTH_LOWEST and not rights.is_read_only():
+            # A client without authentication only ever reads (GB: the public client),
+            # whatever a profile grants it; the object list shows the same.
+            rights = rights.read_part()
+        return rights
 
     def attribute_access(self, client_sap, obj, attribute):
         rights = self.rights(client_sap, obj)
@@ -188,22 +197,12 @@ class LogicalDevice:
         if sap in self._clients:
             raise ValueError("client already present")
         config = ClientConfig(sap, authentication, secret, association, association_rights)
-        for r in self._rights:
-            if sap in r:
-                self._check_policy(config, r[sap])
         if association is not None:
             if association_rights is None:
                 config.association_rights = association.default_rights(authentication)
             association.bind(self, config)
         self._clients[sap] = config
         return config
-
-    @staticmethod
-    def _check_policy(config, rights):
-        # A client without authentication may only read (GB: the public client).
-        if config is not None and config.authentication == AUTH_LOWEST \
-                and not rights.is_read_only():
-            raise ValueError("a lowest-level-security client is read-only")
 
     def client(self, client_sap):
         return self._clients.get(client_sap)

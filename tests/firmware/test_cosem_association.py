@@ -174,21 +174,18 @@ def test_a_client_without_authentication_is_read_only():
     ld = LogicalDevice()
     reg = Register(IMPORT_ACTIVE_ENERGY)
     ld.add_client(PUBLIC_CLIENT, AUTH_LOWEST, None, AssociationLN())
-    for rights in (full_access(reg), AccessRights([1, 2, 1]), AccessRights([1, 1, 1], [1])):
-        try:
-            ld.add(reg, {PUBLIC_CLIENT: rights})
-            assert False
-        except ValueError:
-            pass
-    late = LogicalDevice()
-    late.add(reg, {PUBLIC_CLIENT: full_access(reg)})     # rights first, client later
-    try:
-        late.add_client(PUBLIC_CLIENT, AUTH_LOWEST)
-        assert False
-    except ValueError:
-        pass
-    ld.add(reg, {PUBLIC_CLIENT: read_only(reg)})
-    assert ld.attribute_access(PUBLIC_CLIENT, reg, 2) == 1
+    ld.add_client(MANAGEMENT_CLIENT, AUTH_LOW, b"pw", AssociationLN())
+    ld.add(reg, {PUBLIC_CLIENT: full_access(reg), MANAGEMENT_CLIENT: full_access(reg)})
+    assert [ld.attribute_access(PUBLIC_CLIENT, reg, i) for i in (1, 2, 3)] == [1, 1, 1]
+    assert ld.method_access(PUBLIC_CLIENT, reg, 1) == 0
+    assert [ld.attribute_access(MANAGEMENT_CLIENT, reg, i) for i in (1, 2, 3)] == [1, 3, 3]
+    assert ld.method_access(MANAGEMENT_CLIENT, reg, 1) == 1
+    row = ld.client(PUBLIC_CLIENT).association.get(2, Context(T0, PUBLIC_CLIENT))[1][1]
+    assert [a[1][1][1] for a in row[1][3][1][0][1]] == [1, 1, 1]
+    assert [m[1][1][1] for m in row[1][3][1][1][1]] == [0]
+    write_only = Register(CLOCK)
+    ld.add(write_only, {PUBLIC_CLIENT: AccessRights([1, 2, 0])})
+    assert ld.attribute_access(PUBLIC_CLIENT, write_only, 2) == 0
 
 
 def test_association_attributes():
