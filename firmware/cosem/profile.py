@@ -30,7 +30,7 @@ Selective access on the buffer (Blue Book 4.3.6, attribute 2):
 
 import struct
 
-from firmware.cosem.base import (CosemObject, DataAccessError, ActionError, expect,
+from firmware.cosem.base import (CosemObject, DataAccessError, expect,
                                  expect_int, expect_structure, expect_logical_name,
                                  hex_bytes, bytes_hex, action_error)
 from firmware.dlms import axdr
