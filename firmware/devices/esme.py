@@ -19,8 +19,11 @@ up to 1.0.1.8.0.255. A disconnected supply accrues nothing but the intervals sti
 
 CPU cost: per half-hour about 30 integer operations, two xorshift steps, one date-time
 encode and one ring-buffer copy of ~21 bytes, nothing allocated per value; a simulated
-year (17,520 HH captures + 365 daily captures) takes ~0.1 s on CPython 3.11 on a laptop
-core, and only intervals that end are walked, so `advance` within one half-hour is O(1).
+year (17,520 HH captures + 365 daily captures) takes ~0.11 s on CPython 3.11 and ~0.21 s
+on the MicroPython unix port (one x86-64 core); only intervals that end are walked, so
+`advance` within one half-hour is O(1). Memory is the profile buffers' (~23 bytes per
+HH entry: a 13-month HH profile needs ~440 KB, more than a 128 KB board heap; give such
+a board a smaller `depth`).
 
 Supply. Disconnect control 0.0.96.3.10.255 follows its Blue Book control_mode for direct
 class-70 methods and for the local button (`press_button`). The GB supply commands
@@ -174,9 +177,12 @@ class Esme:
             names("hh_profile")[0], [(clock, 2), (self.interval_register, 2)],
             capture_period=INTERVAL, profile_entries=self._depth("hh_profile"),
             resolve=find)])[0]
+        # daily read log: {capture time, import, rates 1..4[, secondary element import]}
         daily_columns = [(clock, 2), (self.import_register, 2)]
         for r in self.rate_registers:
             daily_columns.append((r, 2))
+        if self.secondary_register is not None:
+            daily_columns.append((self.secondary_register, 2))
         self.daily_log = self._add("daily_log", [ProfileGeneric(
             names("daily_log")[0], daily_columns, capture_period=DAY,
             profile_entries=self._depth("daily_log"), resolve=find)])[0]
@@ -292,9 +298,11 @@ class Esme:
         self._last_interval_wh = wh
         if end % DAY == 0:
             rates = self._rates
-            self.daily_log.store_entry(end, [_dt(end), _u32(self._total), _u32(rates[0]),
-                                             _u32(rates[1]), _u32(rates[2]),
-                                             _u32(rates[3])])
+            values = [_dt(end), _u32(self._total), _u32(rates[0]), _u32(rates[1]),
+                      _u32(rates[2]), _u32(rates[3])]
+            if self.secondary_register is not None:
+                values.append(_u32(self._secondary))
+            self.daily_log.store_entry(end, values)
 
     def _publish(self, now):
         """Write the running values into the registers clients read."""
@@ -365,6 +373,8 @@ class Esme:
 
     def _on_supply_change(self, old, new, letter, trigger):
         now = self.clock()
+        if now < self._t:
+            now = self._t           # the board advanced the meter past its clock
         # energy up to now accrued in the old state (the object has already switched)
         self.advance(now)
         self._supplied = new == CONNECTED

@@ -24,9 +24,9 @@ INTERVAL = 1800
 SLOTS_PER_DAY = 48
 DAY = 86400
 
-# Relative weight of each half-hour from 00:00 UTC (normalised by their sum). Shapes follow the
-# familiar GB domestic profile (Elexon profile class 1): a low night base, a morning
-# peak, a daytime plateau and the evening peak around 17:00-20:00.
+# Relative weight of each half-hour from 00:00 UTC (normalised by their sum). Shaped after
+# the GB domestic load profile (Elexon profile class 1), not copied from it: a low night
+# base, a morning peak, a daytime plateau and the evening peak around 17:00-20:00.
 WEEKDAY_SHAPE = (
     48, 44, 42, 40, 39, 38, 38, 38, 39, 40, 42, 45,          # 00:00-06:00
     58, 84, 122, 140, 136, 118, 96, 88, 84, 82, 80, 80,      # 06:00-12:00

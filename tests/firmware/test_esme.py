@@ -474,6 +474,8 @@ def test_twin_element_secondary_charges_only_in_its_window():
     assert esme.secondary_register.value[1] > first_night
     run_to(esme, clock, START + DAY + 20 * HOUR)
     assert sum(rates(esme)) == total(esme)          # the primary's TOU is unaffected
+    log = rows(esme.daily_log)
+    assert len(log) == 1 and log[0][6] == first_night           # its own daily column
 
 
 def test_a_month_in_one_step():
