@@ -111,7 +111,12 @@ class Esme:
         self.profile = profile
         self.clock = clock
         self.seed = seed
-        self.model = LoadModel(P.lookup(profile, "load"), seed)
+        try:
+            self.model = LoadModel(P.lookup(profile, "load"), seed)
+        except P.ProfileError:
+            raise
+        except ValueError as err:
+            raise P.ProfileError("load", str(err))
         self.phases = self.model.phases
         self._tou = P.tou_slots(profile)
         self._event_codes = {}

@@ -188,6 +188,13 @@ def test_bad_profile_names_the_key():
         assert False, "attribute 10 of a clock was accepted"
     except P.ProfileError as err:
         assert err.key == "objects.clock.access.management.write"
+    profile = tiny_profile()
+    profile["load"]["phases"] = 2
+    try:
+        make(profile)
+        assert False, "two phases were accepted"
+    except P.ProfileError as err:
+        assert err.key == "load"
 
 
 # -- the simulation walk ------------------------------------------------------------
