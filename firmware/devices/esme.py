@@ -219,6 +219,10 @@ class Esme:
         profile = self.profile
         max_pdu = P.integer(profile, "dlms.max_pdu_size", 64, 0xFFFF, 1024)
         clients = P.lookup(profile, "clients")
+        rights = {}
+        if "association" in P.lookup(profile, "objects"):
+            _, attributes, methods, _, _ = P.ROLES["association"]
+            rights = P.object_access(profile, "association", attributes, methods)
         for client in sorted(clients):
             key = "clients." + client
             sap = P.integer(profile, key + ".sap", 1, 0x7F)
@@ -226,9 +230,13 @@ class Esme:
             secret = None
             if authentication:
                 secret = P.text(profile, key + ".password").encode()
-            association = AssociationLN(max_receive_pdu_size=max_pdu,
+            association = AssociationLN(P.role_names(profile, "association")[0],
+                                        max_receive_pdu_size=max_pdu,
                                         max_send_pdu_size=max_pdu)
-            self.logical_device.add_client(sap, authentication, secret, association)
+            modes = rights.get(sap)
+            self.logical_device.add_client(
+                sap, authentication, secret, association,
+                None if modes is None else AccessRights(modes[0], modes[1]))
 
     def _add(self, role, objects):
         """Add the objects of `role` with the profile's access rights; returns them."""

@@ -66,6 +66,10 @@ ROLES = {
     "disconnect_control": (70, 4, 2, (O.DISCONNECT_CONTROL,), True),
     "supply_scripts": (9, 2, 1, (O.SUPPLY_SCRIPT_TABLE,), True),
     "sap_assignment": (17, 2, 1, (O.SAP_ASSIGNMENT,), True),
+    # each client's own Association LN (Blue Book 4.4.3, version 1); a client's entry
+    # is its rights on its association; absent: read all but the secret, and a
+    # password client may write its secret
+    "association": (15, 9, 6, (O.CURRENT_ASSOCIATION,), False),
 }
 PROFILE_ROLES = ("hh_profile", "daily_log", "event_log")
 

@@ -37,6 +37,8 @@ def tiny_profile(variant="single-phase", phases=1, secondary=None, initial="conn
         objects[role] = {"access": {"public": READ, "management": MGMT}}
     del objects["secondary_import_energy"]
     objects["supply_scripts"]["access"]["public"] = "none"
+    objects["association"] = {"access": {"public": {"read": [1, 2, 3, 4, 5, 6, 8, 9]},
+                                         "management": {"read": [1, 2, 3], "write": [7]}}}
     objects["import_energy"]["initial_wh"] = 1000
     objects["import_energy_tou"]["initial_wh"] = [400, 300, 200, 100]
     objects["hh_profile"]["depth"] = 400
@@ -122,7 +124,7 @@ def test_objects_built_from_profile_with_their_classes():
     esme, _ = make()
     ld = esme.logical_device
     for role in P.ROLES:
-        if role == "secondary_import_energy":
+        if role in ("secondary_import_energy", "association"):
             continue
         class_id, attributes, methods, names, _required = P.ROLES[role]
         expected = names[:1] if role == "voltage" else names
@@ -157,6 +159,22 @@ def test_access_rights_follow_the_profile():
     assert ld.client(MANAGEMENT).secret == b"secret01"
     assert ld.client(PUBLIC).authentication == 0
     assert ld.client(MANAGEMENT).association is not ld.client(PUBLIC).association
+    own = ld.client(PUBLIC).association
+    assert own.attribute_count == P.ROLES["association"][1]
+    assert own.method_count == P.ROLES["association"][2]
+    assert ld.find(15, O.CURRENT_ASSOCIATION, PUBLIC) is own
+    assert ld.attribute_access(PUBLIC, own, 7) == 0         # the profile's rights
+    assert ld.attribute_access(MANAGEMENT, ld.client(MANAGEMENT).association, 7) == 2
+
+
+def test_associations_default_when_the_profile_is_silent():
+    profile = tiny_profile()
+    del profile["objects"]["association"]
+    esme, _ = make(profile)
+    ld = esme.logical_device
+    management = ld.client(MANAGEMENT).association
+    assert ld.attribute_access(MANAGEMENT, management, 2) == 1
+    assert ld.attribute_access(MANAGEMENT, management, 7) == 2
 
 
 def test_polyphase_has_a_voltage_per_phase():
