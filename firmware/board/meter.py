@@ -27,7 +27,7 @@ import json
 from firmware.devices.esme import Esme
 from firmware.dlms.server import DlmsServer
 from firmware.hdlc.station import HdlcStation
-from firmware.persist import StateStore
+from firmware.persist import FileStateStore
 from firmware.sim.clock import SteppedClock
 from firmware.wrapper import WrapperEndpoint
 
@@ -66,7 +66,7 @@ class MeterCore:
         self._board_now = now
         self._offset = 0          # meter clock minus board time
         self.esme = Esme(profile, self.clock, seed)
-        self._store = StateStore(state_dir) if state_dir else None
+        self._store = FileStateStore(state_dir) if state_dir else None
         self._save_period = save_period
         self._saved_text = None
         self._saved_at = now
@@ -74,6 +74,7 @@ class MeterCore:
         self.server = DlmsServer(self.esme.logical_device, self.clock,
                                  max_pdu_size=_max_pdu_size(profile))
         self._hdlc_address = _hdlc_address(profile)
+        self._wport = (profile.get("wrapper") or {}).get("wport")
         self._links = {}
 
     @property
@@ -93,7 +94,8 @@ class MeterCore:
             endpoint = HdlcStation(server_upper=upper, server_lower=lower,
                                    on_apdu=on_apdu, on_disconnect=session.abort)
         elif framing == FRAMING_WRAPPER:
-            endpoint = WrapperEndpoint(on_apdu=on_apdu, on_disconnect=session.abort)
+            endpoint = WrapperEndpoint(on_apdu=on_apdu, on_disconnect=session.abort,
+                                       wport=self._wport)
         else:
             raise MeterError("unknown framing %r (expected hdlc or wrapper)" % (framing,))
         self._links[conn_id] = _Link(endpoint, session)
@@ -124,12 +126,13 @@ class MeterCore:
         if self._store is None:
             return False
         now = self.clock()
-        text = json.dumps({"format": STATE_FORMAT, "now": now, "offset": self._offset,
-                           "esme": self.esme.save_state()})
+        esme_state = self.esme.save_state()
+        text = json.dumps([self._offset, esme_state])   # what a change is judged by
         self._saved_at = now
         if text == self._saved_text:
             return False
-        self._store.save(text)
+        self._store.save({"format": STATE_FORMAT, "now": now, "offset": self._offset,
+                          "esme": esme_state})
         self._saved_text = text
         return True
 
@@ -156,18 +159,18 @@ class MeterCore:
     def _restore(self):
         if self._store is None:
             return False
-        text = self._store.load()
-        if text is None:
+        state = self._store.load()
+        if state is None:
             return False
-        state = json.loads(text)
         if state.get("format") != STATE_FORMAT:
             raise MeterError("state format %r is not %d" % (state.get("format"), STATE_FORMAT))
         # The meter's clock keeps its offset over the cut, and never runs backwards.
         meter_now = max(self._board_now + state.get("offset", 0), state["now"])
         self.clock.set(meter_now)
-        self._offset = meter_now - self._board_now
         self.esme.restore_state(state["esme"])
-        self._saved_text = text
+        self.esme.advance(self.clock())
+        self._offset = self.clock() - self._board_now
+        self._saved_text = json.dumps([self._offset, state["esme"]])
         self._saved_at = self.clock()
         return True
 

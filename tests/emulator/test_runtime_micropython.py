@@ -1,0 +1,179 @@
+"""The device core inside the `micropython` binary, driven over the stdio pipe.
+
+The pipe mechanics are checked with the loopback core (every byte comes straight back),
+so a failure there is the pipe's, not DLMS's; the meter itself is then associated and
+read through the same pipe, also with a board-sized heap.
+"""
+
+import asyncio
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from emulator.runtime import (CoreError, CPythonRuntime, MicroPythonRuntime, RuntimeFailure,
+                              make_runtime)
+from firmware.board import stdio_main as pipe
+
+pytestmark = [
+    pytest.mark.micropython,
+    pytest.mark.skipif(shutil.which("micropython") is None,
+                       reason="the micropython unix port is not on PATH"),
+]
+
+START = 1767225600   # 2026-01-01T00:00:00Z
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+async def _loopback(**options):
+    return await MicroPythonRuntime({}, START, core="loopback", **options).start()
+
+
+def test_ready_reports_the_interpreter_and_its_free_heap():
+    async def scenario():
+        runtime = await _loopback(heapsize="128K")
+        try:
+            assert runtime.now == START
+            assert 0 < runtime.mem_free < 128 * 1024
+            await runtime.ping(b"nonce-1")
+        finally:
+            await runtime.stop()
+    run(scenario())
+
+
+def test_connections_are_kept_apart_and_long_data_is_split_over_frames():
+    async def scenario():
+        runtime = await _loopback()
+        try:
+            await runtime.open(1, "hdlc")
+            await runtime.open(7, "wrapper")
+            big = bytes(range(256)) * 300          # 76800 bytes: more than one pipe frame
+            assert len(big) > pipe.MAX_PAYLOAD
+            assert await runtime.receive(7, big) == big
+            assert await runtime.receive(1, b"\x7e\x00\x7e") == b"\x7e\x00\x7e"
+            await runtime.close(1)
+            with pytest.raises(CoreError, match="connection 1 is not open"):
+                await runtime.receive(1, b"x")
+            assert await runtime.receive(7, b"still here") == b"still here"
+        finally:
+            await runtime.stop()
+    run(scenario())
+
+
+def test_time_only_moves_forward():
+    async def scenario():
+        runtime = await _loopback()
+        try:
+            assert await runtime.advance(START + 1800) == START + 1800
+            assert await runtime.advance(START + 10) == START + 1800
+        finally:
+            await runtime.stop()
+    run(scenario())
+
+
+def test_a_missing_binary_is_named():
+    async def scenario():
+        runtime = MicroPythonRuntime({}, START, binary="no-such-micropython-binary")
+        with pytest.raises(RuntimeFailure, match="no-such-micropython-binary.*not found"):
+            await runtime.start()
+    run(scenario())
+
+
+class _UnknownCoreRuntime(MicroPythonRuntime):
+    def command_line(self, profile_path):
+        return super().command_line(profile_path) + ["--core", "no-such-core"]
+
+
+def test_a_core_that_cannot_start_reports_why_with_stderr():
+    async def scenario():
+        runtime = _UnknownCoreRuntime({}, START, core="loopback")
+        with pytest.raises(RuntimeFailure, match="(?s)did not start: ValueError: unknown core"
+                                                 ".*micropython stderr"):
+            await runtime.start()
+    run(scenario())
+
+
+def test_a_child_that_dies_fails_the_next_command_with_its_exit_code():
+    async def scenario():
+        runtime = await _loopback()
+        try:
+            os.kill(runtime.pid, 9)
+            with pytest.raises(RuntimeFailure, match="exited|gone"):
+                await runtime.receive(0, b"hello")
+        finally:
+            await runtime.stop()
+    run(scenario())
+
+
+def _raw_child(*extra):
+    return subprocess.Popen(
+        ["micropython", "-m", "firmware.board.stdio_main", "unused.json", "--now", str(START),
+         "--core", "loopback", *extra],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=MicroPythonRuntime.environment())
+
+
+def _read_frame(stream):
+    kind, conn, length = struct.unpack(pipe.HEADER_FORMAT, stream.read(pipe.HEADER_SIZE))
+    return kind, conn, stream.read(length)
+
+
+def test_a_stalled_partial_frame_is_dropped_with_an_error_and_the_device_goes_on():
+    child = _raw_child()
+    try:
+        assert _read_frame(child.stdout)[0] == pipe.READY
+        child.stdin.write(pipe.encode_frame(pipe.PING, 0, b"abcdef")[:7])  # header + 2 bytes
+        child.stdin.flush()
+        kind, _, reason = _read_frame(child.stdout)      # arrives after the frame timeout
+        assert kind == pipe.ERROR
+        assert b"partial frame: 7 bytes" in reason
+        child.stdin.write(pipe.encode_frame(pipe.PING, 0, b"again"))
+        child.stdin.flush()
+        assert _read_frame(child.stdout) == (pipe.DONE, 0, b"again")
+    finally:
+        child.stdin.close()
+        assert child.wait(10) == 0
+
+
+def test_an_unknown_frame_kind_is_an_error_not_a_crash():
+    child = _raw_child()
+    try:
+        assert _read_frame(child.stdout)[0] == pipe.READY
+        child.stdin.write(pipe.encode_frame(0x7A, 3, b"?") + pipe.encode_frame(pipe.QUIT, 0))
+        child.stdin.flush()
+        kind, conn, reason = _read_frame(child.stdout)
+        assert (kind, conn) == (pipe.ERROR, 3) and b"unknown frame kind 0x7a" in reason
+        assert _read_frame(child.stdout)[0] == pipe.DONE
+    finally:
+        child.stdin.close()
+        assert child.wait(10) == 0
+
+
+def test_the_same_pipe_module_runs_under_cpython():
+    child = subprocess.Popen(
+        [sys.executable, "-m", "firmware.board.stdio_main", "unused.json", "--now", "5",
+         "--core", "loopback"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    out, _ = child.communicate(pipe.encode_frame(pipe.OPEN, 2, b"wrapper")
+                               + pipe.encode_frame(pipe.DATA, 2, b"abc"), timeout=20)
+    frames = []
+    while out:
+        kind, conn, length = struct.unpack(pipe.HEADER_FORMAT, out[:5])
+        frames.append((kind, conn, out[5:5 + length]))
+        out = out[5 + length:]
+    assert [f[0] for f in frames] == [pipe.READY, pipe.DONE, pipe.DATA, pipe.DONE]
+    assert frames[2] == (pipe.DATA, 2, b"abc")
+    assert child.returncode == 0
+
+
+def test_make_runtime_names_both_runtimes():
+    assert isinstance(make_runtime("cpython", {}, START, binary="x", heapsize="1K"),
+                      CPythonRuntime)
+    assert isinstance(make_runtime("micropython", {}, START), MicroPythonRuntime)
+    with pytest.raises(ValueError, match="unknown runtime"):
+        make_runtime("jython", {}, START)
