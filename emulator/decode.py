@@ -292,9 +292,12 @@ def _apdu_summary(name, fields):
     descriptor = fields.get("cosem_attribute_descriptor") or fields.get("cosem_method_descriptor")
     if descriptor:
         words.append(_descriptor_text(descriptor))
+    result = fields.get("result")
+    scope = result if isinstance(result, dict) else fields
     for key in RESULT_FIELDS:
-        if isinstance(fields.get(key), int):
-            words.append("%s=%s" % (key, R.DATA_ACCESS_RESULT_NAMES.get(fields[key], fields[key])))
+        code = scope.get(key)
+        if isinstance(code, int) and not isinstance(code, bool):
+            words.append("%s=%s" % (key, R.DATA_ACCESS_RESULT_NAMES.get(code, code)))
     return " ".join(words)
 
 
