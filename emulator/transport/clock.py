@@ -19,7 +19,8 @@ class SimulatedTime:
         self._origin = monotonic()
 
     def now(self):
-        return self.start + int((self._monotonic() - self._origin) * self.speed)
+        # the epsilon keeps float noise (3.6 * 1000 = 3599.9999...) from losing a second
+        return self.start + int((self._monotonic() - self._origin) * self.speed + 1e-6)
 
     def __call__(self):
         return self.now()
