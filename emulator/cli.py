@@ -249,6 +249,164 @@ def decode(as_json, inputs):
     sys.exit(2 if unreadable else 1 if bad_frames else 0)
 
 
+# ---------------------------------------------------------------------------- demo
+
+DEMO_HISTORY = 2 * 86400 + 600    # simulated seconds run before the read: two days of HH
+HH_ENTRIES = 48
+UNITS = {27: "W", 28: "VA", 29: "var", 30: "Wh", 31: "VAh", 32: "varh", 33: "A", 35: "V",
+         44: "Hz"}                # Blue Book 4.3.2 unit enumeration, the ones a meter shows
+
+
+class DemoFailure(Exception):
+    pass
+
+
+@main.command()
+@click.option("--profile", "profile_name_or_path", default="esme-single-phase", show_default=True,
+              help="A shipped profile name or a TOML path.")
+@click.option("--runtime", "runtime_name", type=click.Choice(["cpython", "micropython"]),
+              default="cpython", show_default=True)
+@click.option("--framing", type=click.Choice(["wrapper", "hdlc"]), default="wrapper",
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--micropython", "micropython_binary", default="micropython", show_default=True)
+@click.option("--heapsize", help="MicroPython heap, e.g. 512K.")
+def demo(profile_name_or_path, runtime_name, framing, seed, micropython_binary, heapsize):
+    """Serve an ESME on a loopback TCP port and read it back with the host client."""
+    profile = load_profile(profiles.profile_path(profile_name_or_path))
+    console = Console(highlight=False)
+    options = runtime_options(seed, None, micropython_binary, heapsize)
+    try:
+        reading = asyncio.run(_demo(profile, runtime_name, framing, options, console))
+    except (DemoFailure, RuntimeFailure, CoreError, OSError, ConnectionError) as exc:
+        raise click.ClickException("demo failed: %s" % exc)
+    except Exception as exc:   # the client's refusals and link failures: say what failed
+        raise click.ClickException("demo failed: %s: %s" % (type(exc).__name__, exc))
+    print_reading(console, reading)
+
+
+async def _demo(profile, runtime_name, framing, options, console):
+    start = int((profile.get("clock") or {}).get("start") or time.time())
+    runtime = make_runtime(runtime_name, profile, start, **options)
+    await runtime.start()
+    server = None
+    try:
+        now = await runtime.advance(start + DEMO_HISTORY)
+        device = ServedDevice(runtime, SimulatedTime(now, 1))
+        server = await TcpServer(device, framing, "127.0.0.1", 0).start()
+        host, port = server.address
+        console.print("[bold]%s[/] on the %s runtime, %s framing on tcp %s:%d; meter clock %s"
+                      % (profile_name(profile, "esme"), runtime.name, framing, host, port,
+                         utc_text(now)))
+        return await asyncio.to_thread(read_meter, profile, framing, host, port, now)
+    finally:
+        if server is not None:
+            await server.close()
+        await runtime.stop()
+
+
+def read_meter(profile, framing, host, port, now):
+    """What a head-end reads first from a new ESME, as the public client."""
+    from emulator.client import DlmsClient
+    from emulator.link import HdlcPrimary, LinkConnection, WrapperClient
+    from emulator.transport.streams import SocketStream
+    from firmware.dlms import obis as O
+
+    public = profile["clients"]["public"]["sap"]
+    if framing == "hdlc":
+        hdlc_address = profile.get("hdlc") or {}
+        link = HdlcPrimary(client_address=public,
+                           server_upper=hdlc_address.get("server_upper", 1),
+                           server_lower=hdlc_address.get("server_lower", 0x10))
+    else:
+        link = WrapperClient(client_wport=public,
+                             server_wport=(profile.get("wrapper") or {}).get("wport", 1))
+    reading = {}
+    with SocketStream(host, port) as stream, LinkConnection(link, stream) as connection:
+        client = DlmsClient(connection)
+        client.associate(client_sap=public)
+        reading["logical_device_name"] = client.get(1, O.LOGICAL_DEVICE_NAME, 2)
+        reading["clock"] = client.get(8, O.CLOCK, 2)
+        registers = [("import active energy", O.IMPORT_ACTIVE_ENERGY)]
+        registers += [("import rate %d" % (i + 1), ln)
+                      for i, ln in enumerate(O.IMPORT_ACTIVE_ENERGY_TOU)]
+        reading["registers"] = [(label, ln, client.get(3, ln, 2), client.get(3, ln, 3))
+                                for label, ln in registers]
+        columns = client.get(7, O.HH_PROFILE, 3)
+        rows = client.read_profile(O.HH_PROFILE, from_seconds=now - HH_ENTRIES * 1800,
+                                   to_seconds=now)
+        reading["hh_columns"] = [_capture_label(column, client) for column in columns[1]]
+        reading["hh_rows"] = rows
+        client.release()
+    if len(rows) != HH_ENTRIES:
+        raise DemoFailure("expected the last %d half-hourly entries, read %d"
+                          % (HH_ENTRIES, len(rows)))
+    return reading
+
+
+def _capture_label(column, client):
+    """(label, scaler, unit) of one capture object definition of a Profile generic."""
+    from firmware.dlms import obis as O
+    class_id, ln, attribute = column[1][0][1], column[1][1][1], column[1][2][1]
+    label = O.NAMES.get(ln, O.obis_text(ln))
+    if class_id == 3 and attribute == 2:
+        scaler, unit = _scaler_unit(client.get(3, ln, 3))
+        return label, scaler, unit
+    return label, 0, None
+
+
+def _scaler_unit(value):
+    scaler, unit = value[1][0][1], value[1][1][1]
+    return scaler, UNITS.get(unit, "unit %d" % unit)
+
+
+def _quantity(value, scaler, unit):
+    number = value[1] * 10 ** scaler
+    text = ("%.3f" % number).rstrip("0").rstrip(".") if scaler < 0 else "%d" % number
+    return "%s %s" % (text, unit) if unit else text
+
+
+def _cosem_time_text(value):
+    octets = value[1]
+    year = octets[0] << 8 | octets[1]
+    return "%04d-%02d-%02d %02d:%02d:%02d" % (year, octets[2], octets[3], octets[5],
+                                              octets[6], octets[7])
+
+
+def print_reading(console, reading):
+    from rich.table import Table
+
+    name = reading["logical_device_name"][1]
+    summary = Table(title="ESME", show_header=False)
+    summary.add_row("logical device name", name.decode("ascii", "replace")
+                    if isinstance(name, bytes) else str(name))
+    summary.add_row("clock (UTC)", _cosem_time_text(reading["clock"]))
+    console.print(summary)
+
+    registers = Table(title="Registers")
+    for header in ("register", "OBIS", "value", "scaler", "unit", "reading"):
+        registers.add_column(header, justify="left" if header in ("register", "OBIS") else "right")
+    from firmware.dlms import obis as O
+    for label, ln, value, scaler_unit in reading["registers"]:
+        scaler, unit = _scaler_unit(scaler_unit)
+        registers.add_row(label, O.obis_text(ln), str(value[1]), str(scaler), unit,
+                          _quantity(value, scaler, unit))
+    console.print(registers)
+
+    profile = Table(title="Half-hourly profile: the last %d entries" % len(reading["hh_rows"]))
+    for label, _, unit in reading["hh_columns"]:
+        profile.add_column(label + (" (%s)" % unit if unit else ""), justify="right")
+    for row in reading["hh_rows"]:
+        cells = []
+        for value, (_, scaler, unit) in zip(row, reading["hh_columns"]):
+            if value[0] == 9 and len(value[1]) == 12:
+                cells.append(_cosem_time_text(value))
+            else:
+                cells.append(_quantity(value, scaler, None))
+        profile.add_row(*cells)
+    console.print(profile)
+
+
 # ---------------------------------------------------------------------------- profile-json
 
 
