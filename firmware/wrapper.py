@@ -17,6 +17,8 @@ valid is discarded; a TCP stream gives no way to find where the next one starts)
 - a valid header whose length exceeds `max_apdu_size`, or addressed to a wPort this
   endpoint does not serve: the WPDU is well delimited, so exactly its bytes are
   skipped (not buffered) and the stream stays in step.
+- a WPDU that never completes (noise that happened to start like a header): the
+  transport calls `idle()` when the peer has been silent for its time-out.
 `receive` never raises and never holds more than one WPDU of `max_apdu_size`.
 """
 
@@ -105,6 +107,13 @@ class WrapperEndpoint:
 
     def buffered(self):
         return len(self._buf)
+
+    def idle(self):
+        """The client has been silent for the transport's time-out: a WPDU still
+        incomplete will not be completed, so its bytes are dropped."""
+        self.dropped += len(self._buf)
+        self._buf = bytearray()
+        self._skip = 0
 
     def _skip_bytes(self):
         if self._skip:

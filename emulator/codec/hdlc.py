@@ -48,7 +48,7 @@ _CRC_TABLE = _crc_table()
 
 
 def crc16_x25(data):
-    """CRC-16/X.25 (IEC 62056-46 §6.4.6): reflected 0x1021, init and xorout 0xFFFF."""
+    """CRC-16/X.25 (IEC 62056-46 HCS/FCS): reflected 0x1021, init and xorout 0xFFFF."""
     register = 0xFFFF
     for byte in data:
         register = (register >> 8) ^ _CRC_TABLE[(register ^ byte) & 0xFF]
@@ -144,7 +144,7 @@ def server_address(upper, lower, size):
     return address(upper << 14 | lower, 4)
 
 
-# -- control field (IEC 62056-46 §6.4.3, ISO/IEC 13239 modulo 8) ------------------------
+# -- control field (IEC 62056-46 §6.4, ISO/IEC 13239 modulo 8) --------------------------
 
 SUPERVISORY = {0b00: "RR", 0b01: "RNR", 0b10: "REJ", 0b11: "SREJ"}
 UNNUMBERED = {0x83: "SNRM", 0x43: "DISC", 0x63: "UA", 0x0F: "DM", 0x87: "FRMR", 0x03: "UI"}
@@ -206,7 +206,8 @@ def _frame_length(ctx):
 
 
 _Header = Struct(
-    # §6.4.1: frame format type 3 (0b1010), segmentation bit, 11-bit frame length
+    # IEC 62056-46 §6.4 format field: frame format type 3 (0b1010), segmentation bit,
+    # 11-bit frame length
     "format" / _Located(BitStruct(
         "type" / Const(0xA, Nibble),
         "segmented" / Flag,
@@ -227,7 +228,7 @@ _Body = Struct(
     "header" / RawCopy(_Header),
     _Located(Check(lambda ctx: _rest(ctx) == 0 or _rest(ctx) >= 3),
              "after the header there must be the FCS alone or HCS + information + FCS"),
-    # §6.4.6: the HCS covers format..control and exists only with an information field
+    # the HCS covers format..control and exists only with an information field
     "hcs" / If(lambda ctx: _rest(ctx) > 0,
                _Located(Checksum(Int16ul, crc16_x25, this.header.data), "HCS")),
     "info" / If(lambda ctx: _rest(ctx) > 0,
@@ -237,7 +238,7 @@ _Body = Struct(
 _Frame = Struct(
     "opening_flag" / _Located(Const(FLAG), "opening flag"),
     "body" / RawCopy(_Body),
-    # §6.4.6: the FCS covers every byte between the flags before it
+    # the FCS covers every byte between the flags before it
     "fcs" / _Located(Checksum(Int16ul, crc16_x25, this.body.data), "FCS"),
     "closing_flag" / _Located(Const(FLAG), "closing flag"),
     _Located(Terminated, "bytes after the closing flag"),

@@ -1,4 +1,4 @@
-"""CRC-16/X.25, the HDLC frame check sequence (IEC 62056-46 §6.4.6 and Annex, ISO/IEC 13239 §4.2.5).
+"""CRC-16/X.25, the HDLC frame check sequence (IEC 62056-46 §6.4, ISO/IEC 13239).
 
 Polynomial x^16 + x^12 + x^5 + 1, bits processed least significant first (reflected
 0x8408), initial value 0xFFFF, result complemented and sent low byte first. The same

@@ -2,13 +2,13 @@
 
     7E | format (2) | destination | source | control | [HCS (2) | information] | FCS (2) | 7E
 
-Format field (§6.4.1): 4 bits frame format type (0b1010 = type 3), the segmentation bit
+Format field: 4 bits frame format type (0b1010 = type 3), the segmentation bit
 S, 11 bits frame length = every byte between the two flags. Addresses (§6.4.2): 7 bits
 per byte, bit 0 set only on the last byte; a client address is one byte, a server
 address one, two or four (upper HDLC address = logical device, lower = physical device;
 one byte carries the upper address only). The HCS covers the header and is present
-only when there is an information field; the FCS covers everything between the flags
-(§6.4.6). There is no byte stuffing: the length field delimits the frame.
+only when there is an information field; the FCS covers everything between the flags.
+There is no byte stuffing: the length field delimits the frame.
 
 An address is kept as ``(value, size)``: ``value`` is the concatenation of the 7-bit
 groups, most significant first (a two-byte server address is ``upper << 7 | lower``).
@@ -24,7 +24,7 @@ LENGTH_MASK = 0x07FF
 MAX_FRAME_LENGTH = 0x07FF
 MIN_FRAME_LENGTH = 7        # format 2 + destination 1 + source 1 + control 1 + FCS 2
 
-# Control field (IEC 62056-46 §6.4.3, ISO/IEC 13239 §5.3, modulo 8). A frame's kind is
+# Control field (IEC 62056-46 §6.4, ISO/IEC 13239, modulo 8). A frame's kind is
 # its control byte with P/F, N(S) and N(R) cleared.
 POLL_FINAL = 0x10
 I = 0x00

@@ -1,6 +1,6 @@
 """The HDLC secondary station of IEC 62056-46, sans-IO: bytes in, bytes out.
 
-States (IEC 62056-46 §6.4.4, ISO/IEC 13239 §5.4):
+States (IEC 62056-46 §6.4, the NRM procedures of ISO/IEC 13239):
 
     NDM           normal disconnected mode: only SNRM opens a link; DISC gets DM
     NRM           normal response mode: I, RR, RNR, UI, DISC, SNRM (a reset)
@@ -9,7 +9,7 @@ States (IEC 62056-46 §6.4.4, ISO/IEC 13239 §5.4):
 Each good frame addressed to this station is first classified into an event (its kind,
 REPEAT for a retransmitted I frame, REJECT for a frame that breaks a rule), then
 `_TRANSITIONS` names the handler and the next state. Frames with a bad HCS/FCS or for
-another address are dropped without an answer (§6.4.4.3). The station answers only
+another address are dropped without an answer. The station answers only
 when polled (P = 1), as a secondary station in NRM must.
 
 Sequence numbers are modulo 8: V(S) next N(S) to send, V(R) next N(S) expected, V(A)
@@ -20,7 +20,7 @@ V(A)..V(S) (Z), an information field over the negotiated maximum or a segmented
 message over `max_apdu_size` (Y), and undefined or unsupported control fields or
 information where none belongs (W, X) get FRMR.
 
-Segmentation (§6.4.4.4.3.5 and the Green Book's "segmentation" rules): an I frame with
+Segmentation (IEC 62056-46 and the Green Book's HDLC segmentation rules): an I frame with
 the segmentation bit is stored and answered with RR; the message is complete at the
 first I frame without it. An answer longer than the negotiated maximum information
 length goes out in segments, a window of them per poll; the client's RR asks for the
@@ -43,7 +43,7 @@ STATE_NAMES = {NDM: "NDM", NRM: "NRM", FRAME_REJECT: "FRAME_REJECT"}
 REPEAT = -1
 REJECT = -2
 
-# FRMR information field, third octet (ISO/IEC 13239 §5.5.3.4.2, modulo 8).
+# FRMR information field, third octet (ISO/IEC 13239, modulo 8).
 REJECT_W = 0x01     # control field undefined or not implemented
 REJECT_X = 0x02     # information field not permitted with this command
 REJECT_Y = 0x04     # information field longer than the agreed maximum
@@ -123,6 +123,11 @@ class HdlcStation:
             self.internal_error = exc
             self._reader.clear()
         return bytes(out)
+
+    def idle(self):
+        """The line has been silent for the inter-frame time-out of IEC 62056-46:
+        a frame still incomplete will not be completed, so it is dropped."""
+        self._reader.clear()
 
     def _is_for_us(self, frame):
         source, size = frame.source

@@ -1,4 +1,4 @@
-"""CRC-16/X.25 (IEC 62056-46 §6.4.6, ISO/IEC 13239): the HCS and FCS of every frame."""
+"""CRC-16/X.25 (IEC 62056-46 §6.4, ISO/IEC 13239): the HCS and FCS of every frame."""
 
 from firmware.hdlc.crc import GOOD_RESIDUE, crc16, crc16_bytes, crc16_register
 
