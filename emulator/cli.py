@@ -1,6 +1,7 @@
 """`smets-emu`: serve an emulated meter, dissect frames, run the demo, build board JSON."""
 
 import asyncio
+import contextlib
 import datetime
 import json
 import logging
@@ -305,26 +306,37 @@ async def _demo(profile, runtime_name, framing, options, console):
         await runtime.stop()
 
 
-def read_meter(profile, framing, host, port, now):
-    """What a head-end reads first from a new ESME, as the public client."""
+@contextlib.contextmanager
+def dlms_client(profile, framing, host, port, client="public"):
+    """An associated `DlmsClient` for one of the profile's clients, over TCP with the
+    given framing; released and closed on exit."""
     from emulator.client import DlmsClient
     from emulator.link import HdlcPrimary, LinkConnection, WrapperClient
     from emulator.transport.streams import SocketStream
+
+    config = profile["clients"][client]
+    sap = config["sap"]
+    if framing == "hdlc":
+        address = profile.get("hdlc") or {}
+        link = HdlcPrimary(client_address=sap, server_upper=address.get("server_upper", 1),
+                           server_lower=address.get("server_lower", 0x10))
+    else:
+        link = WrapperClient(client_wport=sap,
+                             server_wport=(profile.get("wrapper") or {}).get("wport", 1))
+    with SocketStream(host, port) as stream, LinkConnection(link, stream) as connection:
+        session = DlmsClient(connection)
+        password = config.get("password")
+        session.associate(client_sap=sap, password=password.encode() if password else None)
+        yield session
+        session.release()
+
+
+def read_meter(profile, framing, host, port, now):
+    """What a head-end reads first from a new ESME, as the public client."""
     from firmware.dlms import obis as O
 
-    public = profile["clients"]["public"]["sap"]
-    if framing == "hdlc":
-        hdlc_address = profile.get("hdlc") or {}
-        link = HdlcPrimary(client_address=public,
-                           server_upper=hdlc_address.get("server_upper", 1),
-                           server_lower=hdlc_address.get("server_lower", 0x10))
-    else:
-        link = WrapperClient(client_wport=public,
-                             server_wport=(profile.get("wrapper") or {}).get("wport", 1))
     reading = {}
-    with SocketStream(host, port) as stream, LinkConnection(link, stream) as connection:
-        client = DlmsClient(connection)
-        client.associate(client_sap=public)
+    with dlms_client(profile, framing, host, port) as client:
         reading["logical_device_name"] = client.get(1, O.LOGICAL_DEVICE_NAME, 2)
         reading["clock"] = client.get(8, O.CLOCK, 2)
         registers = [("import active energy", O.IMPORT_ACTIVE_ENERGY)]
@@ -337,7 +349,6 @@ def read_meter(profile, framing, host, port, now):
                                    to_seconds=now)
         reading["hh_columns"] = [_capture_label(column, client) for column in columns[1]]
         reading["hh_rows"] = rows
-        client.release()
     if len(rows) != HH_ENTRIES:
         raise DemoFailure("expected the last %d half-hourly entries, read %d"
                           % (HH_ENTRIES, len(rows)))

@@ -159,3 +159,63 @@ def test_close_releases_the_port():
             socket.create_connection((host, port), timeout=1).close()
         await runtime.stop()
     run(scenario())
+
+
+# ---------------------------------------------------------------------------- the meter
+
+
+def esme_profile():
+    from emulator.profiles import load_profile
+    return load_profile("profiles/esme-single-phase.toml")
+
+
+async def serve_meter(profile, framing, history=86400):
+    start = profile["clock"]["start"]
+    runtime = await CPythonRuntime(profile, start).start()
+    now = await runtime.advance(start + history)
+    device = ServedDevice(runtime, SimulatedTime(now, 1))
+    server = await TcpServer(device, framing, "127.0.0.1", 0).start()
+    return runtime, server, now
+
+
+@pytest.mark.parametrize("framing", ["wrapper", "hdlc"])
+def test_the_host_client_reads_the_meter_over_tcp(framing):
+    from emulator.cli import dlms_client
+    from firmware.dlms import obis as O
+
+    profile = esme_profile()
+
+    async def scenario():
+        runtime, server, now = await serve_meter(profile, framing)
+        host, port = server.address
+
+        def read():
+            with dlms_client(profile, framing, host, port) as client:
+                name = client.get(1, O.LOGICAL_DEVICE_NAME, 2)
+                energy = client.get(3, O.IMPORT_ACTIVE_ENERGY, 2)
+                scaler_unit = client.get(3, O.IMPORT_ACTIVE_ENERGY, 3)
+                rates = [client.get(3, ln, 2)[1] for ln in O.IMPORT_ACTIVE_ENERGY_TOU]
+                clock = client.get(8, O.CLOCK, 2)
+                rows = client.read_profile(O.HH_PROFILE, from_entry=1, to_entry=48)
+                return name, energy, scaler_unit, rates, clock, rows
+
+        name, energy, scaler_unit, rates, clock, rows = await asyncio.to_thread(read)
+        await server.close()
+        await runtime.stop()
+        return now, name, energy, scaler_unit, rates, clock, rows
+
+    now, name, energy, scaler_unit, rates, clock, rows = run(scenario())
+    assert name[1] == profile["device"]["logical_device_name"].encode()
+    assert energy[0] == 6 and energy[1] > 1250000          # a day on top of initial_wh
+    assert sum(rates) == energy[1]                          # TOU rates add up to the total
+    assert scaler_unit == (2, [(15, 0), (22, 30)])          # 10^0 Wh (Blue Book unit 30)
+    year, month, day, hour = (clock[1][0] << 8 | clock[1][1]), clock[1][2], clock[1][3], clock[1][5]
+    assert (year, month, day, hour) == (2026, 1, 2, 0)      # one simulated day after start
+    assert len(rows) == 48                                  # the first 48 half-hours
+    assert [stamp(rows[0][0]), stamp(rows[-1][0])] == [(1, 0, 30), (2, 0, 0)]
+
+
+def stamp(value):
+    """(day, hour, minute) of a COSEM date-time octet-string (Blue Book 4.1.6.1)."""
+    octets = value[1]
+    return octets[3], octets[5], octets[6]
