@@ -76,15 +76,19 @@ _INTS = {
     LONG64_UNSIGNED: (">Q", 8, 0, 0xFFFFFFFFFFFFFFFF),
     ENUM: (">B", 1, 0, 0xFF),
 }
-# The same with the tag byte in front, so encoding is one pack() per value.
-_TAGGED_INT_FORMATS = {}
 # Everything that decodes with one unpack_from: tag -> (format, size).
 _FIXED = {FLOAT32: (">f", 4), FLOAT64: (">d", 8)}
 for _tag in _INTS:
-    _fmt = _INTS[_tag][0]
-    _TAGGED_INT_FORMATS[_tag] = ">B" + _fmt[1]
-    _FIXED[_tag] = (_fmt, _INTS[_tag][1])
-del _tag, _fmt
+    _spec = _INTS[_tag]
+    _FIXED[_tag] = (_spec[0], _spec[1])
+    # (..., format with the tag byte in front): encoding is one pack() per value
+    _INTS[_tag] = _spec + (">B" + _spec[0][1],)
+del _tag, _spec
+# The same indexed by tag byte: a list index is cheaper than dict.get on the hot path.
+_FIXED_BY_TAG = [None] * 256
+for _tag in _FIXED:
+    _FIXED_BY_TAG[_tag] = _FIXED[_tag]
+del _tag
 
 # Fixed-length octet types (Blue Book 4.1.6.1): tag -> byte length.
 _OCTETS = {DATE_TIME: 12, DATE: 5, TIME: 4}
@@ -167,7 +171,7 @@ def _encode(out, value, depth):
     if spec is not None:
         if type(payload) is not int or payload < spec[2] or payload > spec[3]:
             raise _bad(out, "%s out of range: %r" % (TYPE_NAMES[tag], payload))
-        out += pack(_TAGGED_INT_FORMATS[tag], tag, payload)
+        out += pack(spec[4], tag, payload)
         return
     encoder = _ENCODERS.get(tag)
     if encoder is None:
@@ -269,11 +273,39 @@ def _enc_float64(out, payload, depth):
 def _enc_list(out, payload, depth):
     if depth >= MAX_DEPTH:
         raise _bad(out, "nesting deeper than %d" % MAX_DEPTH)
-    if not isinstance(payload, (list, tuple)):
+    if type(payload) is not list and not isinstance(payload, (list, tuple)):
         raise _bad(out, "array/structure payload must be a list")
-    _encode_length_into(out, len(payload))
+    count = len(payload)
+    if count < 0x80:
+        out.append(count)
+    else:
+        out += encode_length(count)
     depth += 1
+    ints = _INTS
+    # Inline fast paths for the common elements of a profile buffer; anything else,
+    # and every error, goes through _encode.
     for item in payload:
+        try:
+            tag, value = item
+        except (TypeError, ValueError):
+            _encode(out, item, depth)
+            continue
+        if type(tag) is int:
+            spec = ints.get(tag)
+            if spec is not None:
+                if type(value) is int and spec[2] <= value <= spec[3]:
+                    out += pack(spec[4], tag, value)
+                    continue
+            elif tag == OCTET_STRING:
+                if type(value) is bytes and len(value) < 0x80:
+                    out.append(OCTET_STRING)
+                    out.append(len(value))
+                    out += value
+                    continue
+            elif tag == STRUCTURE or tag == ARRAY:
+                out.append(tag)
+                _enc_list(out, value, depth)
+                continue
         _encode(out, item, depth)
 
 
@@ -472,16 +504,92 @@ def _octets_decoder(size):
 def _dec_list(buf, pos, end, depth):
     if depth >= MAX_DEPTH:
         raise AxdrError(pos - 1, "nesting deeper than %d" % MAX_DEPTH)
-    count, pos = _decode_length(buf, pos, end)
+    if pos < end and buf[pos] < 0x80:
+        count = buf[pos]
+        pos += 1
+    else:
+        count, pos = _decode_length(buf, pos, end)
     if count > end - pos:
         raise AxdrError(pos, "%d elements cannot fit in %d bytes" % (count, end - pos))
     depth += 1
     items = []
     append = items.append
+    fixed_types = _FIXED_BY_TAG
+    row = None  # layout of the first structure element, tried on the following ones
+    tried = False
+    # Inline fast paths for fixed-size values, short octet-strings and nested
+    # structures (a profile buffer); anything else, and every error, via _decode.
     for _ in range(count):
+        if row is not None:
+            nxt = pos + row[2]
+            if nxt <= end and unpack_from(row[0], buf, pos) == row[3]:
+                append((STRUCTURE, list(zip(row[4], unpack_from(row[1], buf, pos)))))
+                pos = nxt
+                continue
+        if pos < end:
+            tag = buf[pos]
+            fixed = fixed_types[tag]
+            if fixed is not None:
+                nxt = pos + 1 + fixed[1]
+                if nxt <= end:
+                    append((tag, unpack_from(fixed[0], buf, pos + 1)[0]))
+                    pos = nxt
+                    continue
+            elif tag == OCTET_STRING:
+                if pos + 1 < end:
+                    size = buf[pos + 1]
+                    nxt = pos + 2 + size
+                    if size < 0x80 and nxt <= end:
+                        append((OCTET_STRING, bytes(buf[pos + 2:nxt])))
+                        pos = nxt
+                        continue
+            elif tag == STRUCTURE or tag == ARRAY:
+                if depth < MAX_DEPTH:
+                    value, nxt = _dec_list(buf, pos + 1, end, depth)
+                    append((tag, value))
+                    if tag == STRUCTURE and not tried:
+                        tried = True
+                        row = _row_layout(buf, pos, value)
+                    pos = nxt
+                    continue
         value, pos = _decode(buf, pos, end, depth)
         append(value)
     return items, pos
+
+
+def _row_layout(buf, pos, members):
+    """Layout of a structure of fixed-size values and short octet-strings, as found at
+    `pos` (a profile buffer row): struct formats that unpack the tag/length bytes and
+    the values of a row in one call each. The next rows take this path only if their
+    tag/length bytes are identical; None when the structure does not qualify."""
+    count = len(members)
+    if count == 0 or count >= 0x80:
+        return None
+    header_format = ">"
+    value_format = ">"
+    headers = []
+    tags = []
+    chunk = bytes((STRUCTURE, count))
+    total = 0
+    for tag, value in members:
+        fixed = _FIXED_BY_TAG[tag]
+        if fixed is not None:
+            chunk += bytes((tag,))
+            size = fixed[1]
+            code = fixed[0][1]
+        elif tag == OCTET_STRING and len(value) < 0x80:
+            chunk += bytes((tag, len(value)))
+            size = len(value)
+            code = "%ds" % size
+        else:
+            return None
+        header_format += "%ds%dx" % (len(chunk), size)
+        value_format += "%dx%s" % (len(chunk), code)
+        total += len(chunk) + size
+        headers.append(chunk)
+        tags.append(tag)
+        chunk = b""
+    return (header_format, value_format, total, tuple(headers), tuple(tags))
 
 
 def _dec_compact_array(buf, pos, end, depth):
