@@ -105,3 +105,79 @@ def test_a_serial_port_that_does_not_exist_is_named():
         finally:
             await runtime.stop()
     assert "/dev/no-such-uart" in run(scenario())
+
+
+# ---------------------------------------------------------------------------- the meter
+
+
+def hdlc_client(profile, stream):
+    from emulator.client import DlmsClient
+    from emulator.link import HdlcPrimary, LinkConnection
+    link = HdlcPrimary(client_address=profile["clients"]["public"]["sap"],
+                       server_upper=profile["hdlc"]["server_upper"],
+                       server_lower=profile["hdlc"]["server_lower"])
+    return LinkConnection(link, stream), DlmsClient
+
+
+def read_meter_over(profile, stream):
+    from firmware.dlms import obis as O
+    connection, DlmsClient = hdlc_client(profile, stream)
+    with connection:
+        client = DlmsClient(connection)
+        client.associate(client_sap=profile["clients"]["public"]["sap"])
+        name = client.get(1, O.LOGICAL_DEVICE_NAME, 2)
+        energy = client.get(3, O.IMPORT_ACTIVE_ENERGY, 2)
+        client.release()
+    return name, energy
+
+
+def esme_profile():
+    from emulator.profiles import load_profile
+    return load_profile("profiles/esme-single-phase.toml")
+
+
+def test_a_pyserial_client_reads_the_meter_on_the_pty_twice():
+    profile = esme_profile()
+
+    async def scenario():
+        runtime = await CPythonRuntime(profile, profile["clock"]["start"]).start()
+        server = await PtyServer(ServedDevice(runtime)).start()
+
+        def client():
+            readings = []
+            for _ in range(2):            # SNRM ... DISC, then a new link on the same line
+                with SerialStream(server.path, baudrate=9600) as port:
+                    readings.append(read_meter_over(profile, port))
+            return readings
+
+        try:
+            return await asyncio.to_thread(client)
+        finally:
+            await server.close()
+            await runtime.stop()
+
+    first, second = run(scenario())
+    assert first == second
+    assert first[0][1] == profile["device"]["logical_device_name"].encode()
+    assert first[1] == (6, 1250000)       # initial_wh: no simulated time has passed
+
+
+def test_the_serial_server_speaks_hdlc_to_the_far_end_of_the_line():
+    profile = esme_profile()
+
+    async def scenario():
+        master, slave = os.openpty()
+        tty.setraw(master)
+        runtime = await CPythonRuntime(profile, profile["clock"]["start"]).start()
+        server = await SerialServer(ServedDevice(runtime), os.ttyname(slave)).start()
+        try:
+            return await asyncio.to_thread(read_meter_over, profile, MasterStream(master))
+        finally:
+            await server.close()
+            await runtime.stop()
+            os.close(master)
+            os.close(slave)
+
+    name, energy = run(scenario())
+    assert name[1] == profile["device"]["logical_device_name"].encode()
+    assert energy == (6, 1250000)
