@@ -14,7 +14,7 @@ from firmware.dlms import axdr
 from firmware.dlms import obis as O
 from firmware.dlms.cosem_datetime import datetime_bytes, datetime_seconds
 from firmware.persist import FileStateStore, MemoryStateStore, StateError
-from firmware.sim.clock import SteppedClock
+from firmware.sim.clock import SimulatedClock, SteppedClock
 
 START = 1767225600          # 2026-01-01T00:00:00Z, a Thursday
 HOUR = 3600
@@ -381,6 +381,24 @@ def test_client_setting_the_clock_rebases_and_logs():
     last = rows(esme.hh_profile)[-1]
     assert datetime_seconds(last[0]) == START + 5 * DAY + 1800
     assert len(rows(esme.daily_log)) == 0           # the skipped midnights are not invented
+
+
+def test_runs_on_a_fast_simulated_clock_and_a_client_can_set_it():
+    ticks = [0]
+    clock = SimulatedClock(START, speed=1800, ticks_ms=lambda: ticks[0])
+    esme = Esme(tiny_profile(), clock, seed=1)
+    ticks[0] += 48 * 1000                           # 48 s of board time = one day
+    esme.advance(clock())
+    assert clock() == START + DAY
+    assert esme.hh_profile.entries_in_use == 48 and esme.daily_log.entries_in_use == 1
+    target = START + 10 * DAY
+    esme.clock_object.set(2, (axdr.OCTET_STRING, datetime_bytes(target)),
+                          esme.context(MANAGEMENT))
+    assert clock() == target
+    ticks[0] += 1000
+    esme.advance(clock())
+    assert clock() == target + 1800
+    assert esme.hh_profile.entries_in_use == 49
 
 
 # -- persistence ----------------------------------------------------------------------
