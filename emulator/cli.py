@@ -117,10 +117,13 @@ def runtime_options(seed, state, micropython_binary, heapsize):
               help="Wall seconds between clock advances while idle.")
 @click.option("--micropython", "micropython_binary", default="micropython", show_default=True,
               help="MicroPython binary for --runtime micropython.")
-@click.option("--heapsize", help="MicroPython heap, e.g. 128K (emulates a board's RAM).")
-def serve(profile_path, runtime_name, tcp_address, framing, use_pty, serial_port, baudrate,
-          speed, seed, state, start, tick, micropython_binary, heapsize):
+@click.option("--heapsize", help="MicroPython heap, e.g. 640K (emulates a board's RAM).")
+@click.option("-v", "--verbose", count=True, help="More log output (-v events, -vv bytes).")
+@click.pass_context
+def serve(ctx, profile_path, runtime_name, tcp_address, framing, use_pty, serial_port, baudrate,
+          speed, seed, state, start, tick, micropython_binary, heapsize, verbose):
     """Serve an emulated device over TCP, a pty and/or a serial port until interrupted."""
+    configure_logging(max(verbose, ctx.obj["verbose"]))
     if speed <= 0:
         raise click.BadParameter("must be positive", param_hint="--speed")
     tcp = parse_host_port(tcp_address) if tcp_address else None

@@ -2,12 +2,23 @@
 and `serve` as a real subprocess, including a power cut with --state."""
 
 import json
+import os
+import pathlib
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
+import pytest
 from click.testing import CliRunner
 
 from emulator.cli import main
 from emulator.codec import hdlc, wrapper, xdlms
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
 GET_IMPORT_ENERGY = bytes.fromhex("C001C100030100010800FF0200")   # GET 1.0.1.8.0.255 attr 2
 # AARQ, LN referencing, no security, conformance 0x001E1D, max PDU 0xFFFF (Green Book 9.4)
 AARQ = bytes.fromhex("601DA109060760857405080101BE10040E01000000065F1F0400001E1DFFFF")
@@ -168,3 +179,187 @@ def test_profile_json_is_the_generated_board_json(tmp_path):
     assert board["hdlc"] == {"server_upper": 1, "server_lower": 0x10}
     stdout = CliRunner().invoke(main, ["profile-json", "profiles/esme-single-phase.toml"])
     assert json.loads(stdout.stdout) == board
+
+
+# ---------------------------------------------------------------------------- demo
+
+
+def test_demo_reads_the_meter_and_exits_0():
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "EMU0SP0000000001" in result.stdout
+    assert "Half-hourly profile: the last 48 entries" in result.stdout
+    assert "1.0.1.8.0.255" in result.stdout and "1271300 Wh" in result.stdout
+
+
+@pytest.mark.micropython
+@pytest.mark.skipif(shutil.which("micropython") is None, reason="no micropython binary")
+def test_demo_on_micropython_prints_what_cpython_prints():
+    on_cpython = CliRunner().invoke(main, ["demo", "--framing", "hdlc"])
+    on_micropython = CliRunner().invoke(main, ["demo", "--framing", "hdlc",
+                                               "--runtime", "micropython"])
+    assert on_micropython.exit_code == 0, on_micropython.output
+    assert "on the micropython runtime" in on_micropython.stdout
+    assert _readings(on_micropython.stdout) == _readings(on_cpython.stdout)
+
+
+def _readings(stdout):
+    """The tables, without the banner (runtime name and ephemeral port differ)."""
+    return re.split(r"meter clock [^\n]*Z\n", stdout, maxsplit=1)[1]
+
+
+def test_demo_fails_with_a_non_zero_exit_when_the_runtime_cannot_start():
+    result = CliRunner().invoke(main, ["demo", "--runtime", "micropython",
+                                       "--micropython", "no-such-micropython"])
+    assert result.exit_code == 1
+    assert "demo failed" in result.output and "no-such-micropython" in result.output
+
+
+# ---------------------------------------------------------------------------- serve
+
+
+class Serve:
+    """`smets-emu serve` as a real process: started, waited for, stopped or killed."""
+
+    def __init__(self, *args, tmp_path):
+        self.stderr_path = tmp_path / ("serve-%d.err" % time.monotonic_ns())
+        self.stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "emulator.cli", "serve", *args],
+            stdout=subprocess.PIPE, stderr=self.stderr, cwd=REPO)
+        self.out = ""
+
+    def wait_for(self, pattern, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(pattern, self.out)
+            if found:
+                return found
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                self.out += chunk.decode()
+        raise AssertionError("serve never printed %r; stdout:\n%s\nstderr:\n%s"
+                             % (pattern, self.out, self.stderr_path.read_text()))
+
+    def tcp(self):
+        found = self.wait_for(r"listening tcp ([\d.]+):(\d+) (\w+)")
+        return found.group(1), int(found.group(2))
+
+    def interrupt(self):
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(20)
+
+    def power_cut(self):
+        """SIGKILL the server and any child it runs (the micropython core): no goodbyes."""
+        for child in _children(self.proc.pid):
+            os.kill(child, signal.SIGKILL)
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc.stdout.close()
+        self.stderr.close()
+
+
+def _children(pid):
+    children = []
+    for task in pathlib.Path("/proc/%d/task" % pid).glob("*/children"):
+        children += [int(p) for p in task.read_text().split()]
+    return children
+
+
+PROFILE = "profiles/esme-single-phase.toml"
+
+
+def test_serve_prints_where_it_serves_answers_and_stops_on_ctrl_c(tmp_path):
+    from emulator.cli import dlms_client
+    from emulator.profiles import load_profile
+    from firmware.dlms import obis as O
+
+    profile = load_profile(PROFILE)
+    serve = Serve("--profile", PROFILE, "--tcp", "127.0.0.1:0", "--framing", "hdlc",
+                  "--speed", "100", tmp_path=tmp_path)
+    try:
+        host, port = serve.tcp()
+        assert "esme-single-phase on the cpython runtime" in serve.out
+        assert "meter clock 2026-01-01 00:00:00Z" in serve.out
+        with dlms_client(profile, "hdlc", host, port) as client:
+            assert client.get(1, O.LOGICAL_DEVICE_NAME, 2)[1] == b"EMU0SP0000000001"
+        assert serve.interrupt() == 0
+        assert serve.stderr_path.read_text() == ""            # quiet unless -v
+    finally:
+        serve.close()
+
+
+@pytest.mark.micropython
+@pytest.mark.skipif(shutil.which("micropython") is None, reason="no micropython binary")
+def test_serve_on_micropython_over_a_pty_with_verbose_logs(tmp_path):
+    from emulator.profiles import load_profile
+    from emulator.transport.streams import SerialStream
+    from firmware.dlms import obis as O
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    from test_pty import read_meter_over
+
+    profile = load_profile(PROFILE)
+    serve = Serve("-v", "--profile", PROFILE, "--runtime", "micropython", "--pty",
+                  tmp_path=tmp_path)
+    try:
+        path = serve.wait_for(r"listening pty (\S+) hdlc").group(1)
+        assert "listening tcp" not in serve.out                # --pty alone: no TCP
+        with SerialStream(path) as port:
+            name, energy = read_meter_over(profile, port)
+        assert name[1] == b"EMU0SP0000000001" and energy[0] == 6
+        assert serve.interrupt() == 0
+        log = serve.stderr_path.read_text()
+        assert "level=info logger=smets_emu.serve event=open conn=1 framing=hdlc" in log
+    finally:
+        serve.close()
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_a_power_cut_after_an_acknowledged_set_loses_nothing(tmp_path, runtime):
+    if runtime == "micropython" and shutil.which("micropython") is None:
+        pytest.skip("no micropython binary")
+    from emulator.cli import dlms_client
+    from emulator.client import cosem_date_time
+    from emulator.profiles import load_profile
+    from firmware.dlms import obis as O
+
+    profile = load_profile(PROFILE)
+    state = tmp_path / "state"
+    args = ("--profile", PROFILE, "--runtime", runtime, "--tcp", "127.0.0.1:0",
+            "--state", str(state))
+    new_time = 1781524800                                  # 2026-06-15T12:00:00Z
+    supply_disable = profile["supply"]["scripts"]["disable"]
+
+    serve = Serve(*args, tmp_path=tmp_path)
+    try:
+        host, port = serve.tcp()
+        with dlms_client(profile, "wrapper", host, port, client="management") as client:
+            client.set(8, O.CLOCK, 2, (9, cosem_date_time(new_time)))        # SET
+            client.action(9, O.SUPPLY_SCRIPT_TABLE, 1, (18, supply_disable))  # ACTION
+            assert client.get(70, O.DISCONNECT_CONTROL, 3) == (22, 0)         # disconnected
+        # Only the RLRQ/RLRE went by since the acknowledgements, and neither saves: what
+        # is on disk now was written before the SET and ACTION answers left the meter.
+        serve.power_cut()
+    finally:
+        serve.close()
+
+    serve = Serve(*args, tmp_path=tmp_path)
+    try:
+        host, port = serve.tcp()
+        assert "(restored)" in serve.out
+        with dlms_client(profile, "wrapper", host, port) as client:
+            clock = client.get(8, O.CLOCK, 2)[1]
+            control_state = client.get(70, O.DISCONNECT_CONTROL, 3)
+        assert (clock[0] << 8 | clock[1], clock[2], clock[3], clock[5]) == (2026, 6, 15, 12)
+        assert control_state == (22, 0)
+        assert serve.interrupt() == 0
+    finally:
+        serve.close()
