@@ -22,9 +22,9 @@ import io
 import struct
 
 from construct import (
-    Adapter, Bytes, Check, ConstructError, Error, FixedSized, FocusedSeq, GreedyBytes, If, Int8sb,
-    Int8ub, Int16ub, Int32ub, Mapping, OneOf, Prefixed, PrefixedArray, Rebuild, Struct,
-    Switch, this,
+    Adapter, Bytes, Check, Construct, ConstructError, Error, FixedSized, FocusedSeq,
+    GreedyBytes, If, Int8sb, Int8ub, Int16ub, Int32ub, OneOf, Prefixed, PrefixedArray,
+    Rebuild, Struct, Switch, ValidationError, stream_read, stream_write, this,
 )
 
 from emulator.codec import axdr
@@ -59,7 +59,29 @@ class DataValue(Adapter):
 Data = DataValue(axdr.Data)
 Length = axdr.AxdrLength
 OctetString = Prefixed(Length, GreedyBytes)
-Bool01 = Mapping(Int8ub, {False: 0, True: 1})   # A-XDR BOOLEAN, strict 00/01
+
+
+class StrictBoolean(Construct):
+    """A-XDR BOOLEAN restricted to 00/01 (any other octet would not re-encode the same).
+    No _emitparse on purpose: compiled Mapping would leak a bare KeyError."""
+
+    def _parse(self, stream, context, path):
+        b = stream_read(stream, 1, path)[0]
+        if b > 1:
+            raise ValidationError("boolean must be 0 or 1, got %d" % b, path=path)
+        return b == 1
+
+    def _build(self, obj, stream, context, path):
+        if obj is not True and obj is not False:
+            raise ValidationError("boolean must be True or False, got %r" % (obj,), path=path)
+        stream_write(stream, b"\x01" if obj else b"\x00", 1, path)
+        return obj
+
+    def _sizeof(self, context, path):
+        return 1
+
+
+Bool01 = StrictBoolean()
 
 InvokeIdAndPriority = _fixed(Int8ub)            # Green Book 9.5 Invoke-Id-And-Priority
 LongInvokeIdAndPriority = _fixed(Int32ub)
@@ -329,6 +351,9 @@ def decode_apdu(buf):
         raise XdlmsCodecError(stream.tell(), _reason(e))
     except axdr.AxdrCodecError as e:
         raise XdlmsCodecError(e.offset if e.offset is not None else stream.tell(), e.reason)
+    except (KeyError, IndexError, ValueError, TypeError, OverflowError) as e:
+        # generated (compiled) parsers can fail with plain exceptions: still our layer's error
+        raise XdlmsCodecError(stream.tell(), "%s: %s" % (type(e).__name__, e))
     if stream.tell() != len(buf):
         raise XdlmsCodecError(stream.tell(), "%d trailing bytes" % (len(buf) - stream.tell()))
     name = _BY_KEY[(parsed.tag, parsed.choice)]
