@@ -313,22 +313,53 @@ class TaggedChoice(Construct):
         return obj
 
     def _emitparse(self, code):
+        # Fixed-size cases are unpacked inside the choice function itself (no call per
+        # value); the other cases are lambdas, as construct's own Switch emits them.
         fname = "axdr_choice_%d" % code.allocateId()
+        code.append("%s_fixed = {}" % fname)
         code.append("%s_cases = {}" % fname)
+        octets = []
         for tag in sorted(self.cases):
-            code.append("%s_cases[%d] = lambda io, this: %s"
-                        % (fname, tag, self.cases[tag]._compileparse(code)))
+            case = self.cases[tag]
+            if isinstance(case, _CheckedField):
+                code.append("%s_fixed[%d] = struct.Struct(%r)" % (fname, tag, case.fmtstr))
+            elif case is AxdrOctets:
+                octets.append(tag)
+            else:
+                code.append("%s_cases[%d] = lambda io, this: %s"
+                            % (fname, tag, case._compileparse(code)))
+        code.append("%s_octets = frozenset(%r)" % (fname, tuple(octets)))
+        _need(code, "parse_length")
         code.append("""
             def %s(io, this):
                 tag = io.read(1)
                 if not tag:
                     raise StreamError("truncated: data type tag expected")
                 tag = tag[0]
+                fixed = %s_fixed.get(tag)
+                if fixed is not None:
+                    data = io.read(fixed.size)
+                    if len(data) != fixed.size:
+                        raise StreamError("truncated: expected %%d bytes, found %%d"
+                                          %% (fixed.size, len(data)))
+                    return (tag, fixed.unpack(data)[0])
+                if tag in %s_octets:
+                    size = io.read(1)
+                    if not size or size[0] >= 0x80:
+                        io.seek(-len(size), 1)
+                        size = axdr_parse_length(io)
+                    else:
+                        size = size[0]
+                    data = io.read(size)
+                    if len(data) != size:
+                        raise StreamError("truncated: expected %%d bytes, found %%d"
+                                          %% (size, len(data)))
+                    return (tag, data)
                 case = %s_cases.get(tag)
                 if case is None:
                     raise ExplicitError(%r %% tag)
                 return (tag, case(io, this))
-        """ % (fname, fname, self.unknown))
+        """ % (fname, fname, fname, fname, self.unknown))
         return "%s(io, this)" % fname
 
     def _emitbuild(self, code):
@@ -381,6 +412,18 @@ class SequenceOf(Construct):
         return "axdr_build_items(obj, io, lambda obj: (%s))" % self.subcon._compilebuild(code)
 
 
+class _Level(LazyBound):
+    """`LazyBound` to the next level of a bounded recursion. Compiling the top level
+    inlines every level into one module, so a level calls the next one's parser
+    directly; interpreted, it behaves as LazyBound."""
+
+    def _emitparse(self, code):
+        return self.subconfunc()._compileparse(code)
+
+    def _emitbuild(self, code):
+        return self.subconfunc()._compilebuild(code)
+
+
 # ---------------------------------------------------------------- simple types
 
 #: payload of every simple type, by tag (Green Book 9.5 "Data")
@@ -425,7 +468,7 @@ def _type_description_level(depth):
     count and the element's description; for structure an A-XDR count and members."""
     cases = {tag: Pass for tag in SIMPLE_PAYLOADS}
     if depth < MAX_DEPTH:
-        inner = LazyBound(lambda: _TYPE_DESCRIPTIONS[depth + 1])
+        inner = _Level(lambda: _TYPE_DESCRIPTION_LEVELS[depth + 1])
         cases[ARRAY] = Struct("count" / _CheckedField(">", "H"), "element" / inner)
         cases[STRUCTURE] = SequenceOf(inner)
     else:
@@ -556,12 +599,13 @@ class CompactArrayBody(Construct):
     STRING (Blue Book 4.1.6.1). Parses to ``(description, [values])``; the count of
     values is whatever fills the contents."""
 
-    def __init__(self, description):
+    def __init__(self, description_depth):
         super().__init__()
-        self.description = description
+        self.description_depth = description_depth
 
     def _parse(self, stream, context, path):
-        desc = _description_model(self.description._parsereport(stream, context, path))
+        description = _compiled_description(self.description_depth)
+        desc = _description_model(description._parsereport(stream, context, path))
         key = _description_key(desc)
         width = _key_width(key)
         data = _read_exact(stream, _parse_length(stream))
@@ -580,7 +624,8 @@ class CompactArrayBody(Construct):
         if not isinstance(obj, (tuple, list)) or len(obj) != 2:
             raise ValidationError("compact-array must be (description, items)", path=path)
         desc, items = obj
-        self.description._build(_description_object(desc), stream, context, path)
+        description = _compiled_description(self.description_depth)
+        description._build(_description_object(desc), stream, context, path)
         key = _description_key(desc)
         if not isinstance(items, (list, tuple)):
             raise ValidationError("compact-array items must be a list", path=path)
@@ -601,22 +646,31 @@ class CompactArrayBody(Construct):
 def _data_level(depth):
     cases = dict(SIMPLE_PAYLOADS)
     if depth < MAX_DEPTH:
-        inner = LazyBound(lambda: _DATA_LEVELS[depth + 1])
+        inner = _Level(lambda: _DATA_LEVELS[depth + 1])
         cases[ARRAY] = cases[STRUCTURE] = SequenceOf(inner)
-        cases[COMPACT_ARRAY] = CompactArrayBody(
-            LazyBound(lambda: _TYPE_DESCRIPTIONS[depth + 1]))
+        cases[COMPACT_ARRAY] = CompactArrayBody(depth + 1)
     else:
         cases[ARRAY] = cases[STRUCTURE] = cases[COMPACT_ARRAY] = _Reject(_TOO_DEEP)
     return TaggedChoice(cases, "unknown data type tag %d")
 
 
-_TYPE_DESCRIPTIONS = [_type_description_level(d).compile() for d in range(MAX_DEPTH + 1)]
-_DATA_LEVELS = [_data_level(d).compile() for d in range(MAX_DEPTH + 1)]
+_TYPE_DESCRIPTION_LEVELS = [_type_description_level(d) for d in range(MAX_DEPTH + 1)]
+_DATA_LEVELS = [_data_level(d) for d in range(MAX_DEPTH + 1)]
+_COMPILED_DESCRIPTIONS = {}
 
-#: A-XDR Data (compiled): parses to the tuple model, builds from it
-Data = _DATA_LEVELS[0]
+
+def _compiled_description(depth):
+    compiled = _COMPILED_DESCRIPTIONS.get(depth)
+    if compiled is None:
+        compiled = _COMPILED_DESCRIPTIONS[depth] = _TYPE_DESCRIPTION_LEVELS[depth].compile()
+    return compiled
+
+
+#: A-XDR Data (all levels compiled into one module): parses to the tuple model,
+#: builds from it
+Data = _DATA_LEVELS[0].compile()
 #: TypeDescription of compact-array contents (compiled), as parsed tagged pairs
-TypeDescription = _TYPE_DESCRIPTIONS[0]
+TypeDescription = _compiled_description(0)
 
 
 # ---------------------------------------------------------------- model conversion
