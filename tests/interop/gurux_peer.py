@@ -60,7 +60,7 @@ class GuruxPeer:
 
     def __init__(self, host, port, framing="wrapper", server_address=1,
                  server_physical=0x10, client_address=PUBLIC_CLIENT,
-                 wait_ms=5000, max_pdu_size=0xFFFF):
+                 wait_ms=5000, max_pdu_size=0xFFFF, media=None):
         if framing == "wrapper":
             interface = InterfaceType.WRAPPER
             address = server_address
@@ -74,7 +74,8 @@ class GuruxPeer:
         self.client = GXDLMSClient(True, client_address, address,
                                    Authentication.NONE, None, interface)
         self.client.maxReceivePDUSize = max_pdu_size
-        self.media = GXNet(NetworkType.TCP, host, port)
+        # any object with GXNet's synchronous-media surface will do (see served.py)
+        self.media = media if media is not None else GXNet(NetworkType.TCP, host, port)
         self.wait_ms = wait_ms
         self.exchanges = []        # [(direction "tx"/"rx", bytes)]
 
@@ -178,19 +179,40 @@ class GuruxPeer:
         self.release()
         return reading
 
+    def read_list(self, items):
+        """GET-Request-With-List of [(obj, attribute)]; -> the values in order."""
+        values = []
+        for request in self.client.readList(items):
+            reply = GXReplyData()
+            self._read_blocks(request, reply)
+            values.extend(reply.value or [])
+        return values
+
+    def write(self, obj, attribute):
+        """SET one attribute from `obj`; -> the raw reply bytes (not judged here)."""
+        reply = GXReplyData()
+        self._read_blocks(self.client.write(obj, attribute), reply, check=False)
+        return reply
+
+    def method(self, obj, index, data, data_type):
+        """ACTION `index` on `obj`; -> the GXReplyData (error code in `.error`)."""
+        reply = GXReplyData()
+        self._read_blocks(self.client.method(obj, index, data, data_type), reply, check=False)
+        return reply
+
     # -- wire ---------------------------------------------------------------------------
 
-    def _read_blocks(self, requests, reply):
+    def _read_blocks(self, requests, reply, check=True):
         """Send each request; follow GET block transfer / HDLC segmentation to the end."""
         if isinstance(requests, (bytes, bytearray)):
             requests = [requests]       # Gurux returns one frame or a list of frames
         for request in requests:
             reply.clear()
-            self._exchange(request, reply)
+            self._exchange(request, reply, check)
             while reply.isMoreData():
-                self._exchange(self.client.receiverReady(reply), reply)
+                self._exchange(self.client.receiverReady(reply), reply, check)
 
-    def _exchange(self, request, reply):
+    def _exchange(self, request, reply, check=True):
         """One request, then receive until Gurux has a complete frame (and PDU)."""
         wrapper = self.framing == "wrapper"
         p = ReceiveParameters()
@@ -215,7 +237,7 @@ class GuruxPeer:
                 self.exchanges.append(("rx", bytes(p.reply)))
                 received.set(p.reply)
                 p.reply = None
-        if reply.error != 0:
+        if check and reply.error != 0:
             raise GXDLMSException(reply.error)
 
 

@@ -108,3 +108,50 @@ class ReferenceCore:
             _tag, (stamp, value) = axdr.decode_all(bytes(encoded))
             rows.append((datetime_seconds(stamp[1]), value[1]))
         return rows
+
+
+class InProcessMedia:
+    """GXNet's synchronous-media surface over a `MeterCore` connection, with no socket:
+    `send()` feeds the core, `receive()` hands back what the core answered. Lets the
+    Gurux reader drive the device core in this thread, frame by frame."""
+
+    def __init__(self, core, framing, conn_id=1):
+        self.core = core
+        self.framing = framing
+        self.conn_id = conn_id
+        self.eop = None
+        self._pending = bytearray()
+        self._open = False
+
+    def open(self):
+        self.core.open(self.conn_id, self.framing)
+        self._open = True
+
+    def close(self):
+        if self._open:
+            self.core.close(self.conn_id)
+            self._open = False
+
+    def isOpen(self):
+        return self._open
+
+    def getSynchronous(self):
+        return _NoLock()
+
+    def send(self, data, receiver=None):
+        self._pending += self.core.receive(self.conn_id, bytes(data))
+
+    def receive(self, p):
+        if not self._pending:
+            return False
+        p.reply = bytearray(self._pending)
+        del self._pending[:]
+        return True
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
