@@ -256,3 +256,94 @@ def test_the_meter_runs_in_a_128k_heap():
     profile = board_profile(hh_depth=1440)
     _, _, (energy, _, _) = read_register_through_the_pipe(profile, "hdlc", heapsize="128K")
     assert energy == cpython_register(profile)
+
+
+# ---------------------------------------------------------------------------- one API, two runtimes
+
+
+def on_both_runtimes():
+    runtimes = [CPythonRuntime]
+    if shutil.which("micropython"):
+        runtimes.append(MicroPythonRuntime)
+    return runtimes
+
+
+@pytest.mark.parametrize("runtime_class", on_both_runtimes())
+def test_misuse_of_a_connection_is_a_core_error_and_the_core_goes_on(runtime_class):
+    async def scenario():
+        profile = board_profile(hh_depth=96)
+        runtime = await runtime_class(profile, profile["clock"]["start"]).start()
+        try:
+            with pytest.raises(CoreError, match="unknown framing"):
+                await runtime.open(1, "iec62056-21")
+            await runtime.open(1, "wrapper")
+            with pytest.raises(CoreError, match="already open"):
+                await runtime.open(1, "hdlc")
+            with pytest.raises(CoreError, match="not open"):
+                await runtime.receive(2, b"\x00\x01")
+            assert await runtime.receive(1, b"") == b""
+            await runtime.close(1)
+            await runtime.open(1, "hdlc")              # the id can be used again
+        finally:
+            await runtime.stop()
+    run(scenario())
+
+
+@pytest.mark.parametrize("runtime_class", on_both_runtimes())
+def test_a_clock_set_by_a_client_runs_on_with_board_time_and_survives_a_restart(
+        runtime_class, tmp_path):
+    from emulator.client import cosem_date_time
+    from firmware.dlms import obis as O
+
+    profile = board_profile(hh_depth=96)
+    board = profile["clock"]["start"]
+    june = 1781524800                                      # 2026-06-15T12:00:00Z
+
+    def set_june(client):
+        client.set(8, O.CLOCK, 2, (9, cosem_date_time(june)))
+
+    def session(boot, action=None):
+        """Boot at board time `boot`, run a minute, act, run half an hour: meter clock
+        read after the minute and after the half hour."""
+        return run(_clock_session(runtime_class, profile, tmp_path, boot, action))
+
+    assert session(board, set_june) == (june, june + 1800)  # the offset holds as time runs
+    # Restart on the same time base (what `serve` does by default: the profile's start):
+    # the meter resumes where it stopped, never earlier.
+    assert session(board) == (june + 1800 + 60, june + 1800 + 60 + 1800)
+    # Restart with board time that ran on meanwhile (`serve --start now`): the outage
+    # passes on the meter's clock too, as on a battery-backed RTC.
+    later_boot = board + 10 * 86400
+    offset = (june + 1800 + 60 + 1800) - (board + 60 + 1800)
+    assert session(later_boot)[0] == later_boot + 60 + offset
+
+
+async def _clock_session(runtime_class, profile, state_dir, boot, action):
+    from emulator.cli import dlms_client
+    from emulator.transport.device import ServedDevice
+    from emulator.transport.tcp import TcpServer
+
+    runtime = await runtime_class(profile, boot, state_dir=state_dir).start()
+    server = await TcpServer(ServedDevice(runtime), "wrapper", "127.0.0.1", 0).start()
+    host, port = server.address
+
+    def talk(action=None):
+        with dlms_client(profile, "wrapper", host, port, client="management") as client:
+            if action is not None:
+                action(client)
+            return _meter_seconds(client)
+    try:
+        await runtime.advance(boot + 60)
+        first = await asyncio.to_thread(talk, action)
+        await runtime.advance(boot + 60 + 1800)
+        return first, await asyncio.to_thread(talk)
+    finally:
+        await server.close()
+        await runtime.stop()
+
+
+def _meter_seconds(client):
+    """The meter's clock as UTC seconds (the date-time carries GB summer time's deviation)."""
+    from firmware.dlms import obis as O
+    from firmware.dlms.cosem_datetime import datetime_seconds
+    return datetime_seconds(client.get(8, O.CLOCK, 2)[1])
