@@ -22,6 +22,7 @@ import datetime
 
 from emulator.codec import acse as C
 from emulator.codec import axdr
+from emulator.codec import hdlc as hdlc_codec
 from emulator.codec import xdlms as X
 from emulator.codec.errors import CodecError
 
@@ -167,7 +168,7 @@ class DlmsClient:
             aarq["sender_acse_requirements"] = True
             aarq["mechanism_name"] = MECHANISM_LOW
             aarq["calling_authentication_value"] = bytes(password)
-        self.client_sap = client_sap
+        self._bind_client_sap(client_sap)
         reply = self._request(C.encode_acse(aarq))
         aare = self._decode_acse(reply, "aare")
         info = None
@@ -187,6 +188,17 @@ class DlmsClient:
         self.server_max_pdu = info["server_max_receive_pdu_size"]
         self.max_pdu = max_pdu
         return info
+
+    def _bind_client_sap(self, client_sap):
+        """The client SAP is the link's client address: the wrapper carries it in every
+        WPDU (source wPort), an HDLC link was opened for one address."""
+        link = getattr(self.connection, "link", None)
+        if hasattr(link, "client_wport"):
+            link.client_wport = client_sap
+        elif hasattr(link, "client") and link.client != hdlc_codec.client_address(client_sap):
+            raise DlmsClientError("the HDLC link is open for another client address; "
+                                  "open a link with client_address=%d" % client_sap)
+        self.client_sap = client_sap
 
     def release(self):
         """RLRQ -> RLRE; the association is over either way."""
