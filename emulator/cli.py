@@ -155,9 +155,18 @@ async def _serve(profile, profile_path, runtime_name, options, start, speed, tic
             servers.append(await SerialServer(device, serial_port, baudrate).start())
         print_serving(profile, profile_path, runtime, options, speed, servers)
         clock_task = asyncio.ensure_future(device.run_clock(tick))
-        await wait_for_stop_signal()
-        clock_task.cancel()
-        await asyncio.gather(clock_task, return_exceptions=True)
+        stop_task = asyncio.ensure_future(wait_for_stop_signal())
+        death_task = asyncio.ensure_future(runtime.wait_exit())
+        await asyncio.wait([stop_task, death_task, clock_task],
+                           return_when=asyncio.FIRST_COMPLETED)
+        for task in (clock_task, stop_task, death_task):
+            task.cancel()
+        await asyncio.gather(clock_task, stop_task, death_task, return_exceptions=True)
+        if clock_task.done() and not clock_task.cancelled() and clock_task.exception():
+            raise clock_task.exception()
+        if death_task.done() and not death_task.cancelled():
+            raise death_task.result()
+        await device.tick()            # the state saved on the way out is of this moment
     finally:
         for server in servers:
             await server.close()

@@ -95,6 +95,10 @@ class CPythonRuntime:
             self._core.shutdown()
             self._core = None
 
+    async def wait_exit(self):
+        """Returns only if the runtime dies on its own: in-process, it cannot."""
+        await asyncio.Event().wait()
+
     def _call(self, method, *args):
         try:
             return method(*args)
@@ -165,6 +169,13 @@ class MicroPythonRuntime:
         return env
 
     async def start(self):
+        try:
+            return await self._start()
+        except BaseException:
+            await self._kill()
+            raise
+
+    async def _start(self):
         self._workdir = tempfile.mkdtemp(prefix="smets-emu-mp-")
         profile_path = pathlib.Path(self._workdir) / "profile.json"
         profile_path.write_text(json.dumps(self._profile))
@@ -172,7 +183,10 @@ class MicroPythonRuntime:
         log.debug("starting %s", " ".join(argv))
         self._proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=self.environment(), cwd=self._workdir)
+            stderr=asyncio.subprocess.PIPE, env=self.environment(), cwd=self._workdir,
+            # out of the terminal's process group: Ctrl-C reaches only the host, which
+            # then QUITs the core so it saves its state
+            start_new_session=True)
         self._stderr_task = asyncio.ensure_future(self._collect_stderr(self._proc))
         kind, _, payload = await self._read_frame(self._startup_timeout, "start-up")
         if kind == pipe.ERROR:
@@ -188,6 +202,22 @@ class MicroPythonRuntime:
         self.mem_free = ready["mem_free"]
         log.debug("micropython core ready: %s", ready)
         return self
+
+    async def _kill(self):
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        if self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    async def wait_exit(self):
+        """Waits until the child exits without being asked to; -> RuntimeFailure to raise."""
+        proc = self._proc
+        code = await proc.wait()
+        if self._stderr_task is not None:
+            await asyncio.wait([self._stderr_task], timeout=1)
+        return RuntimeFailure("the micropython core exited (code %s)%s" % (code, self._stderr_text()))
 
     @property
     def pid(self):

@@ -226,7 +226,7 @@ class Serve:
         self.stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "emulator.cli", "serve", *args],
-            stdout=subprocess.PIPE, stderr=self.stderr, cwd=REPO)
+            stdout=subprocess.PIPE, stderr=self.stderr, cwd=REPO, start_new_session=True)
         self.out = ""
 
     def wait_for(self, pattern, timeout=60):
@@ -249,7 +249,8 @@ class Serve:
         return found.group(1), int(found.group(2))
 
     def interrupt(self):
-        self.proc.send_signal(signal.SIGINT)
+        """Ctrl-C as a terminal sends it: to the whole foreground process group."""
+        os.killpg(self.proc.pid, signal.SIGINT)
         return self.proc.wait(20)
 
     def power_cut(self):
@@ -307,17 +308,22 @@ def test_serve_on_micropython_over_a_pty_with_verbose_logs(tmp_path):
     from test_pty import read_meter_over
 
     profile = load_profile(PROFILE)
+    state = tmp_path / "state"
     serve = Serve("-v", "--profile", PROFILE, "--runtime", "micropython", "--pty",
-                  tmp_path=tmp_path)
+                  "--state", str(state), "--speed", "3600", "--tick", "0.1", tmp_path=tmp_path)
     try:
         path = serve.wait_for(r"listening pty (\S+) hdlc").group(1)
         assert "listening tcp" not in serve.out                # --pty alone: no TCP
         with SerialStream(path) as port:
             name, energy = read_meter_over(profile, port)
         assert name[1] == b"EMU0SP0000000001" and energy[0] == 6
+        time.sleep(1.0)                                        # an hour of simulated time
         assert serve.interrupt() == 0
         log = serve.stderr_path.read_text()
         assert "level=info logger=smets_emu.serve event=open conn=1 framing=hdlc" in log
+        # Ctrl-C reached the host only; it asked the core to quit, and the core saved
+        saved = json.loads((state / "state.json").read_text())
+        assert saved["now"] >= profile["clock"]["start"] + 3600
     finally:
         serve.close()
 
@@ -361,5 +367,20 @@ def test_a_power_cut_after_an_acknowledged_set_loses_nothing(tmp_path, runtime):
         assert (clock[0] << 8 | clock[1], clock[2], clock[3], clock[5]) == (2026, 6, 15, 12)
         assert control_state == (22, 0)
         assert serve.interrupt() == 0
+    finally:
+        serve.close()
+
+
+@pytest.mark.micropython
+@pytest.mark.skipif(shutil.which("micropython") is None, reason="no micropython binary")
+def test_serve_exits_non_zero_with_the_cores_stderr_when_the_micropython_core_dies(tmp_path):
+    serve = Serve("--profile", PROFILE, "--runtime", "micropython", "--tcp", "127.0.0.1:0",
+                  tmp_path=tmp_path)
+    try:
+        serve.tcp()
+        [core] = _children(serve.proc.pid)
+        os.kill(core, signal.SIGKILL)
+        assert serve.proc.wait(20) == 1
+        assert "micropython core exited (code -9)" in serve.stderr_path.read_text()
     finally:
         serve.close()
