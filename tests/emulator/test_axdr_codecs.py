@@ -6,7 +6,7 @@ import math
 import struct
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator.codec import axdr as host
@@ -76,7 +76,7 @@ def host_name(tag):
     return fw.TYPE_NAMES[tag]
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(S.data_values())
 def test_nested_values_same_bytes_and_cross_decode(value):
     _check_round_trip(value)
@@ -149,7 +149,7 @@ def test_unused_bit_string_bits_are_cleared_by_both():
 
 # ---------------------------------------------------------------- bad input
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(S.mutated_encodings())
 def test_mutated_encodings_same_verdict_and_only_layer_errors(mutation_and_bytes):
     mutation, data = mutation_and_bytes
@@ -175,7 +175,7 @@ def test_invalid_values_raise_layer_errors_on_both_sides(value):
     assert str(caught.value).startswith("axdr: ")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(S.data_values(max_leaves=10), st.data())
 def test_every_strict_prefix_is_rejected_by_both(value, data):
     encoded = fw.encode(value)
