@@ -13,10 +13,11 @@ section 1 (``(tag, payload)``) and builds from it, so host codecs that embed `Da
 get comparable values without a conversion pass.
 
 Nesting is bounded exactly like the firmware (`MAX_DEPTH` = 16 containers): `Data` is
-a ladder of levels, each reaching the next through `LazyBound`; the last level has no
-container cases. Every level is `.compile()`d. Compiled construct 2.10 reads fixed
-fields with an unchecked ``io.read(n)`` (a truncated value parses short, a missing
-boolean parses TRUE), so the primitives here emit a checked read instead.
+a ladder of levels, each reaching the next through `LazyBound` (`_Level`); the last
+level has no container cases. `.compile()` of the top level inlines the whole ladder
+into one module. Compiled construct 2.10 reads fixed fields with an unchecked
+``io.read(n)`` (a truncated value parses short, a missing boolean parses TRUE), so
+the primitives here emit a checked read instead.
 """
 
 import io
