@@ -280,12 +280,19 @@ def encode_acse(fields):
             value = fields.get(key)
             if value is None:
                 continue
-        elements.append({"tag": bytes((tag,)), "value": con.build(value)})
+        try:
+            elements.append({"tag": bytes((tag,)), "value": con.build(value)})
+        except (ConstructError, TypeError, ValueError, OverflowError) as e:
+            raise AcseCodecError(None, "%s: %s" % (_names(key)[-1], _reason(e)))
     for name in REQUIRED[pdu]:
         if fields.get(name) is None:
             raise AcseCodecError(None, "%s needs %s" % (pdu.upper(), name))
-    content = b"".join(Tlv.build(e) for e in elements)
-    return PduHeader.build({"tag": PDU_TAGS[pdu], "length": len(content)}) + content
+    try:
+        content = b"".join(Tlv.build(e) for e in elements)
+        header = PduHeader.build({"tag": PDU_TAGS[pdu], "length": len(content)})
+    except ConstructError as e:
+        raise AcseCodecError(None, "%s: %s" % (pdu.upper(), _reason(e)))
+    return header + content
 
 
 # ---------------------------------------------------------------- xDLMS in user-information
@@ -365,7 +372,10 @@ def decode_user_information(buf):
 
 def encode_user_information(fields):
     con = USER_INFORMATION[fields["pdu"]][1]
-    return con.build({k: v for k, v in fields.items() if k != "pdu"})
+    try:
+        return con.build({k: v for k, v in fields.items() if k != "pdu"})
+    except (ConstructError, TypeError, ValueError, OverflowError) as e:
+        raise AcseCodecError(None, "%s: %s" % (fields["pdu"], _reason(e)))
 
 
 def _plain(container, name):

@@ -22,9 +22,9 @@ import io
 import struct
 
 from construct import (
-    Adapter, Bytes, Check, Construct, ConstructError, Error, FixedSized, FocusedSeq,
-    GreedyBytes, If, Int8sb, Int8ub, Int16ub, Int32ub, OneOf, Prefixed, PrefixedArray,
-    Rebuild, Struct, Switch, ValidationError, stream_read, stream_write, this,
+    Adapter, Bytes, Check, Construct, ConstructError, Error, FocusedSeq,
+    If, Int8sb, Int8ub, Int16ub, Int32ub, OneOf, PrefixedArray,
+    Rebuild, Struct, Switch, ValidationError, len_, stream_read, stream_write, this,
 )
 
 from emulator.codec import axdr
@@ -37,10 +37,30 @@ class XdlmsCodecError(CodecError):
 
 # ---------------------------------------------------------------- building blocks
 
+class CheckedFixed(Construct):
+    """A fixed layout, compiled, behind a checked read of its exact size: compiled
+    construct reads with a bare io.read(n), which would let a truncated field through.
+    No _emitparse on purpose, so an enclosing compiled parser links to this instance."""
+
+    def __init__(self, subcon):
+        super().__init__()
+        self.size = subcon.sizeof()
+        self.subcon = subcon.compile()
+
+    def _parse(self, stream, context, path):
+        return self.subcon.parse(stream_read(stream, self.size, path))
+
+    def _build(self, obj, stream, context, path):
+        data = self.subcon.build(obj)
+        stream_write(stream, data, self.size, path)
+        return obj
+
+    def _sizeof(self, context, path):
+        return self.size
+
+
 def _fixed(con):
-    """Compile a fixed layout and read its bytes with a checked read first: compiled
-    construct reads with a bare io.read(n), which would let a truncated field through."""
-    return FixedSized(con.sizeof(), con.compile())
+    return CheckedFixed(con)
 
 
 class DataValue(Adapter):
@@ -58,7 +78,25 @@ class DataValue(Adapter):
 
 Data = DataValue(axdr.Data)
 Length = axdr.AxdrLength
-OctetString = Prefixed(Length, GreedyBytes)
+
+
+class OctetString(Construct):
+    """A-XDR OCTET STRING: length then that many bytes, read with a checked read.
+    No _emitparse on purpose (compiled Prefixed would read short without noticing)."""
+
+    def _parse(self, stream, context, path):
+        n = Length._parsereport(stream, context, path)
+        return stream_read(stream, n, path)
+
+    def _build(self, obj, stream, context, path):
+        if not isinstance(obj, (bytes, bytearray)):
+            raise ValidationError("octet-string must be bytes, got %r" % (obj,), path=path)
+        Length._build(len(obj), stream, context, path)
+        stream_write(stream, bytes(obj), len(obj), path)
+        return obj
+
+
+OctetString = OctetString()
 
 
 class StrictBoolean(Construct):
@@ -102,7 +140,7 @@ def AxdrOptional(subcon):
     """OPTIONAL component: presence octet 00/01, then the value when present."""
     return FocusedSeq(
         "value",
-        "present" / Rebuild(Bool01, lambda ctx: ctx.value is not None),
+        "present" / Rebuild(Bool01, this.value != None),  # noqa: E711 (construct expression)
         "value" / If(this.present, subcon),
     )
 
@@ -110,8 +148,8 @@ def AxdrOptional(subcon):
 def Choice2(name0, con0, name1, con1):
     """A two-way CHOICE [0]/[1] as two fields of which exactly one is not None."""
     return Struct(
-        "choice" / Rebuild(OneOf(Int8ub, (0, 1)),
-                           lambda ctx: 0 if ctx[name0] is not None else 1),
+        # 0 when the first alternative is present (a construct expression, compilable)
+        "choice" / Rebuild(OneOf(Int8ub, (0, 1)), this[name0] == None),  # noqa: E711
         name0 / If(this.choice == 0, con0),
         name1 / If(this.choice == 1, con1),
     )
@@ -247,7 +285,7 @@ ExceptionResponse = Struct(
 DataNotification = Struct(
     "long_invoke_id_and_priority" / LongInvokeIdAndPriority,
     "date_time" / OctetString,
-    Check(lambda ctx: len(ctx.date_time) in (0, 12)),
+    Check((len_(this.date_time) == 0) | (len_(this.date_time) == 12)),
     "notification_body" / Data,
 )
 
@@ -286,13 +324,29 @@ _NO_CHOICE = (EXCEPTION_RESPONSE, DATA_NOTIFICATION)
 _CHOICE_TAGS = (GET_REQUEST, SET_REQUEST, ACTION_REQUEST, GET_RESPONSE, SET_RESPONSE,
                 ACTION_RESPONSE)
 
+
+
+def _family(tag):
+    """One APDU family: its CHOICE octet and a Switch to the variants (Error if unknown)."""
+    if tag in _NO_CHOICE:
+        (con,) = [c for t, _, c in VARIANTS.values() if t == tag]
+        return Struct("body" / con)
+    return Struct(
+        "choice" / Int8ub,
+        "body" / Switch(this.choice, {ch: c for t, ch, c in VARIANTS.values() if t == tag},
+                        default=Error),
+    )
+
+
+#: The whole xDLMS APDU (interpreted; used for building)
 XdlmsApdu = Struct(
-    "tag" / OneOf(Int8ub, _CHOICE_TAGS + _NO_CHOICE),
-    "choice" / If(lambda ctx: ctx.tag not in _NO_CHOICE, Int8ub),
-    "body" / Switch(lambda ctx: (ctx.tag, ctx.choice),
-                    {(tag, choice): con for tag, choice, con in VARIANTS.values()},
+    "tag" / Int8ub,
+    "apdu" / Switch(this.tag, {tag: _family(tag) for tag in _CHOICE_TAGS + _NO_CHOICE},
                     default=Error),
 )
+#: The same, compiled (used for parsing; the Data adapter and checked fixed blocks are
+#: linked in as instances)
+XdlmsApduCompiled = XdlmsApdu.compile()
 
 
 # ---------------------------------------------------------------- fields <-> containers
@@ -346,7 +400,7 @@ def decode_apdu(buf):
     buf = bytes(buf)
     stream = io.BytesIO(buf)
     try:
-        parsed = XdlmsApdu.parse_stream(stream)
+        parsed = XdlmsApduCompiled.parse_stream(stream)
     except (ConstructError, struct.error) as e:
         raise XdlmsCodecError(stream.tell(), _reason(e))
     except axdr.AxdrCodecError as e:
@@ -356,8 +410,8 @@ def decode_apdu(buf):
         raise XdlmsCodecError(stream.tell(), "%s: %s" % (type(e).__name__, e))
     if stream.tell() != len(buf):
         raise XdlmsCodecError(stream.tell(), "%d trailing bytes" % (len(buf) - stream.tell()))
-    name = _BY_KEY[(parsed.tag, parsed.choice)]
-    return name, _fields(name, parsed.body)
+    name = _BY_KEY[(parsed.tag, parsed.apdu.get("choice"))]
+    return name, _fields(name, parsed.apdu.body)
 
 
 def encode_apdu(name, fields):
@@ -366,7 +420,8 @@ def encode_apdu(name, fields):
         raise XdlmsCodecError(None, "unknown APDU variant %r" % name)
     tag, choice, _ = VARIANTS[name]
     try:
-        return XdlmsApdu.build({"tag": tag, "choice": choice, "body": _container(name, fields)})
+        return XdlmsApdu.build({"tag": tag, "apdu": {"choice": choice,
+                                                     "body": _container(name, fields)}})
     except (ConstructError, struct.error, KeyError, TypeError, ValueError, OverflowError) as e:
         raise XdlmsCodecError(None, "%s: %s" % (name, _reason(e)))
 

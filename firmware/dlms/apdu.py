@@ -976,7 +976,9 @@ class ExceptionResponse(_Apdu):
         _u8(out, self.state_error, "state-error")
         _u8(out, self.service_error, "service-error")
         if self.service_error == 6:
-            _u32(out, self.invocation_counter or 0, "invocation-counter")
+            if self.invocation_counter is None:
+                raise ValueError("invocation-counter-error needs the expected counter")
+            _u32(out, self.invocation_counter, "invocation-counter")
         elif self.invocation_counter is not None:
             raise ValueError("invocation-counter only with service-error 6")
 

@@ -343,3 +343,44 @@ def test_gurux_translator_parses_acse(element, pdu):
     assert host_acse.encode_acse(fields) == raw
     xml = _translator().pduToXml(raw)
     assert "<%s>" % element in xml, xml
+
+
+# ---------------------------------------------------------------- truncation, exhaustively
+
+@pytest.mark.parametrize("variant", sorted(GURUX_SAMPLES))
+def test_every_truncation_fails_in_both_codecs(variant):
+    for sample in GURUX_SAMPLES[variant][1]:
+        raw = sample.encode()
+        for n in range(len(raw)):
+            with pytest.raises(fw.ApduError):
+                fw.decode_apdu(raw[:n])
+            with pytest.raises(host.XdlmsCodecError):
+                host.decode_apdu(raw[:n])
+
+
+@pytest.mark.parametrize("element,pdu", GURUX_ACSE_SAMPLES)
+def test_every_acse_truncation_fails_in_both_codecs(element, pdu):
+    raw = pdu.encode()
+    for n in range(len(raw)):
+        with pytest.raises(fw_acse.AcseError):
+            fw_acse.decode_acse(raw[:n])
+        with pytest.raises(host_acse.AcseCodecError):
+            host_acse.decode_acse(raw[:n])
+
+
+def test_host_encode_errors_are_layer_errors():
+    with pytest.raises(host.XdlmsCodecError):
+        host.encode_apdu("GetRequestNext", {"invoke_id_and_priority": 256, "block_number": 1})
+    with pytest.raises(host.XdlmsCodecError):
+        host.encode_apdu("GetResponseNormal", {"invoke_id_and_priority": 1,
+                                               "result": {"data": (99, 1),
+                                                          "data_access_result": None}})
+    with pytest.raises(host_acse.AcseCodecError):
+        host_acse.encode_acse({"pdu": "aare", "application_context_name": b"\x01",
+                               "result": -1, "result_source_diagnostic": 0})
+    with pytest.raises(host_acse.AcseCodecError):
+        host_acse.encode_user_information({"pdu": "initiate_response",
+                                           "negotiated_quality_of_service": None,
+                                           "negotiated_dlms_version_number": 6,
+                                           "negotiated_conformance": 1 << 24,
+                                           "server_max_receive_pdu_size": 1, "vaa_name": 7})
