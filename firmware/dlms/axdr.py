@@ -521,9 +521,9 @@ def _dec_list(buf, pos, end, depth):
     # structures (a profile buffer); anything else, and every error, via _decode.
     for _ in range(count):
         if row is not None:
-            nxt = pos + row[2]
-            if nxt <= end and unpack_from(row[0], buf, pos) == row[3]:
-                append((STRUCTURE, list(zip(row[4], unpack_from(row[1], buf, pos)))))
+            nxt = pos + row_size
+            if nxt <= end and unpack_from(row_header, buf, pos) == row_headers:
+                append((STRUCTURE, list(zip(row_tags, unpack_from(row_values, buf, pos)))))
                 pos = nxt
                 continue
         if pos < end:
@@ -550,6 +550,8 @@ def _dec_list(buf, pos, end, depth):
                     if tag == STRUCTURE and not tried:
                         tried = True
                         row = _row_layout(buf, pos, value)
+                        if row is not None:
+                            row_header, row_values, row_size, row_headers, row_tags = row
                     pos = nxt
                     continue
         value, pos = _decode(buf, pos, end, depth)
