@@ -13,9 +13,10 @@ device's firmware codec from the outside instead of sharing it.
 
 Values are A-XDR Data in the tuple model of docs/CORE_INTERFACES.md §1. A refusal
 raises ``DlmsClientError`` carrying the data-access-result, action-result, the
-exception-response or the AARE diagnostic. Green Book references: AARQ/AARE 9.3.2,
-GET with block transfer 9.3.6, SET 9.3.7, ACTION 9.3.8, selective access to a
-Profile generic buffer: Blue Book 4.3.6 (range_descriptor 1, entry_descriptor 2).
+exception-response or the AARE diagnostic. References: Green Book 9.3 (COSEM-OPEN,
+GET with block transfer, SET, ACTION, COSEM-RELEASE) and 9.5 (APDU syntax); selective
+access to a Profile generic buffer: Blue Book 4.3.6 (range_descriptor 1,
+entry_descriptor 2).
 """
 
 import datetime
@@ -37,7 +38,7 @@ CLOCK_CLASS = 8
 ASSOCIATION_LN_CLASS = 15
 PROFILE_GENERIC_CLASS = 7
 
-# Conformance block bits the client proposes (Green Book 9.4.6.1; bit n = 1 << (23 - n)):
+# Conformance block bits the client proposes (Green Book 9.5 Conformance; bit n = 1 << (23 - n)):
 # block-transfer-with-get (11) and -set (12), multiple-references (14), get (19),
 # set (20), selective-access (21), action (23).
 def _bit(n):
@@ -232,7 +233,7 @@ class DlmsClient:
             "attribute_descriptor_list": [_attribute_item(i) for i in items]})
         name, fields = self._exchange(apdu, iap)
         if name == "GetResponseWithDatablock":
-            # raw-data is the SEQUENCE OF Get-Data-Result (Green Book 9.3.6)
+            # raw-data is the SEQUENCE OF Get-Data-Result (Green Book 9.3, GET with block transfer)
             raw = self._blocks(fields, iap)
             name, fields = self._decode_apdu(b"\xc4\x03" + bytes((iap,)) + raw)
         self._expect(name, "GetResponseWithList")

@@ -1,8 +1,10 @@
 """xDLMS server side of the COSEM application layer (contract: docs/CORE_INTERFACES.md §3).
 
-DLMS UA 1000-2 Green Book references: ACSE services and AARQ/AARE parameters (9.3.2,
-9.4.2 "COSEM-OPEN"), xDLMS GET/SET/ACTION (9.3.6-9.3.8), block transfer (9.3.6 "GET
-with block transfer"), ExceptionResponse (9.3.10, ASN.1 11.x).
+DLMS UA 1000-2 Green Book references: the COSEM-OPEN / COSEM-RELEASE and GET / SET /
+ACTION service specifications (9.3, including GET and SET with block transfer), the
+protocol rules for establishing an association and for block transfer (9.4), and the
+APDU abstract syntax: AARQ/AARE/RLRQ/RLRE, Get-/Set-/Action-Request/-Response,
+ExceptionResponse, Conformance (9.5).
 
 Sans-IO: ``DlmsSession.handle(apdu, client_sap)`` takes one complete APDU (the framing
 layer has reassembled it) and returns the reply APDU or ``None``. It never raises: a
@@ -37,14 +39,15 @@ from firmware.dlms import apdu as A
 from firmware.dlms import axdr
 from firmware.dlms import results as R
 
-# What this server offers (Green Book 9.4.6.1, xDLMS conformance block); an
+# What this server offers (Green Book 9.5, Conformance ::= [APPLICATION 31] BIT STRING); an
 # association gets the AND of this and what the client proposes.
 SERVER_CONFORMANCE = (C.CONFORMANCE_GET | C.CONFORMANCE_SET | C.CONFORMANCE_ACTION
                       | C.CONFORMANCE_SELECTIVE_ACCESS | C.CONFORMANCE_MULTIPLE_REFERENCES
                       | C.CONFORMANCE_BLOCK_TRANSFER_WITH_GET_OR_READ
                       | C.CONFORMANCE_BLOCK_TRANSFER_WITH_SET_OR_WRITE)
 # Smallest client max-receive-pdu-size that still carries a Get-Response-With-Datablock
-# header with some data (Green Book 9.4.6.1 lets the server refuse a too-short size).
+# header with some data (Green Book 9.4: the server answers a too-short size with the
+# initiate error pdu-size-too-short).
 MIN_PDU_SIZE = 16
 # A long SET collects at most this many bytes before it is aborted (board RAM).
 MAX_LONG_SET_BYTES = 4096
@@ -154,7 +157,7 @@ class DlmsSession:
                                       R.SERVICE_ERROR_OTHER_REASON)
         return self._serve(assoc, request)
 
-    # -- ACSE: COSEM-OPEN and COSEM-RELEASE (Green Book 9.3.2, 9.3.3) ------------------
+    # -- ACSE: COSEM-OPEN and COSEM-RELEASE (Green Book 9.3 services, 9.4 protocol) ------
 
     def _associate(self, apdu, client_sap, config):
         try:
@@ -309,7 +312,7 @@ class DlmsSession:
     def _get_with_list(self, assoc, request):
         iap = request.invoke_id_and_priority
         # SEQUENCE OF Get-Data-Result, encoded once: it is also the raw-data of a
-        # long GET (Green Book 9.3.6: the blocks carry the encoded result list).
+        # long GET (Green Book 9.3, GET with block transfer: blocks carry the result list).
         results = bytearray(axdr.encode_length(len(request.attribute_descriptor_list)))
         for item in request.attribute_descriptor_list:
             encoded, error = self._read(assoc, item)
@@ -393,7 +396,7 @@ class DlmsSession:
         return self._set_block(assoc, request)
 
     def _set_block(self, assoc, request):
-        # Green Book 9.3.7: blocks are numbered from 1; each but the last is
+        # Green Book 9.3, SET with block transfer: blocks are numbered from 1; each but the last is
         # acknowledged with Set-Response-Datablock, the last with the SET result.
         iap = request.invoke_id_and_priority
         long_set = assoc.long_set

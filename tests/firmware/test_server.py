@@ -591,8 +591,8 @@ def test_malformed_apdus_change_no_state():
     reset = A.ActionRequestNormal(0xC1, A.MethodDescriptor(3, ENERGY, 1),
                                   (axdr.INTEGER, 0)).encode()
     malformed = [b"", b"\xc1", b"\xc1\x01", set_serial[:-1], set_serial + b"\x00",
-                 set_serial[:-2] + b"\x7f\x00", set_list[:-1], set_list[:3] + b"\x05" + set_list[4:],
-                 reset[:-1], reset + b"\x00", reset[:12] + b"\x02\x00", b"\x62\x05\x80",
+                 set_serial[:-2] + b"\x7f\x00", set_list[:-1],
+                 set_list[:3] + b"\x05" + set_list[4:], reset[:-1], reset + b"\x00", reset[:12] + b"\x02\x00", b"\x62\x05\x80",
                  b"\xc0\x02\xc1\x00\x00", b"\xc0\x01\xc1\x00\x03\x01\x00\x01\x08"]
     ld_before = ld.state()
     assoc_before = association_state(session, MANAGEMENT)
