@@ -247,3 +247,26 @@ def test_type_names_cover_every_tag():
     for tag in (0, 1, 2, 3, 4, 5, 6, 9, 10, 12, 13, 15, 16, 17, 18, 19, 20, 21, 22, 23,
                 24, 25, 26, 27, 255):
         assert tag in A.TYPE_NAMES
+
+
+def test_profile_rows_that_change_layout_decode_exactly():
+    # The decoder reuses the first row's layout while tag/length bytes repeat; rows
+    # that differ, and a truncated last row, must still decode (or fail) exactly.
+    stamp = _h("07e70b0e02160d1400000000")
+    rows = [
+        A.structure([A.octet_string(stamp), A.double_long_unsigned(1), A.unsigned(0)]),
+        A.structure([A.octet_string(stamp), A.double_long_unsigned(2), A.unsigned(1)]),
+        A.structure([A.octet_string(b"abc"), A.double_long_unsigned(3), A.unsigned(2)]),
+        A.structure([A.octet_string(stamp), A.double_long(-4), A.unsigned(3)]),
+        A.structure([A.octet_string(stamp), A.double_long_unsigned(5)]),
+        A.structure([A.octet_string(stamp), A.double_long_unsigned(6), A.boolean(True)]),
+        A.structure([A.octet_string(stamp), A.double_long_unsigned(7), A.unsigned(4)]),
+    ]
+    encoded = A.encode(A.array(rows))
+    assert A.decode_all(encoded) == A.array(rows)
+    e = _decode_error(encoded[:-1])
+    assert e.offset == len(encoded) - 1, e.offset
+    # a later row with a non-minimal string length (0x81 0x0c) is the same value
+    first = A.encode(rows[0])
+    second = _h("0203" + "09810c") + stamp + _h("0600000001" + "1100")
+    assert A.decode_all(_h("0102") + first + second) == A.array([rows[0], rows[0]])
