@@ -25,8 +25,10 @@ which rises strictly and is persisted (GBCS 4.3.1.5; DOMAIN.md "Counters").
 import binascii
 
 from firmware.gbcs import codes
+from firmware.gbcs import credentials
 from firmware.gbcs import security
 from firmware.gbcs.anchors import DS, KA, TrustAnchors
+from firmware.gbcs.asn1 import Asn1Error
 from firmware.gbcs.envelope import CRA_ALERT, CRA_COMMAND, CRA_RESPONSE, GbcsMessage
 
 # refusal reasons (stable strings: tests and logs compare them)
@@ -45,6 +47,29 @@ BAD_MAC = "MAC does not verify"
 NO_RECIPIENT_ANCHOR = "no key-agreement anchor for the recipient"
 ALERT_COUNTER = "alert counter must rise"
 MALFORMED = "malformed"
+NOT_ACCEPTED = "credentials update for a command that was not accepted"
+NOT_CREDENTIALS = "not an update-security-credentials command"
+WRONG_MODE = "credentials replacement mode does not match the message code"
+WRONG_SEQ_NUMBER = "authorising seq number is not the originator counter"
+WRONG_AUTHORISING_CELL = "authorising trust-anchor cell is not the originator's"
+TARGET_NOT_AUTHORISED = "replacement targets a cell this mode may not replace"
+NO_PENDING = "no future-dated credentials update is pending"
+
+# CredentialsReplacementMode -> the roles whose cells it may replace (GBCS 13.3.2)
+_ALL_ROLES = (codes.ROLE_ROOT, codes.ROLE_RECOVERY, codes.ROLE_SUPPLIER,
+              codes.ROLE_NETWORK_OPERATOR, codes.ROLE_ACB, codes.ROLE_TRANSITIONAL_COS,
+              codes.ROLE_WAN_PROVIDER)
+_MODE_TARGETS = {
+    0: (codes.ROLE_ROOT,), 1: (codes.ROLE_ROOT,), 2: (codes.ROLE_SUPPLIER,),
+    3: (codes.ROLE_NETWORK_OPERATOR,), 4: (codes.ROLE_ACB,), 5: (codes.ROLE_WAN_PROVIDER,),
+    6: (codes.ROLE_TRANSITIONAL_COS,), 7: (codes.ROLE_SUPPLIER,), 8: _ALL_ROLES[1:],
+    9: _ALL_ROLES,
+}
+# the X.509 KeyUsage bit a cell names -> the key slot that holds it (the root's
+# keyCertSign key sits in the signing slot)
+_KEY_SLOT = {codes.KEY_USAGE_DIGITAL_SIGNATURE: DS, codes.KEY_USAGE_KEY_AGREEMENT: KA,
+             codes.KEY_USAGE_KEY_CERT_SIGN: DS}
+_NO_EUI = b"\x00" * 8
 
 
 class GbcsRefusal(Exception):
@@ -69,6 +94,8 @@ class DeviceSecurity:
             for eui_hex in counters:
                 self.counters[eui_hex.lower()] = int(counters[eui_hex])
         self.alert_counter = int(alert_counter)
+        self.specialist_floors = {}      # originator EUI hex -> {usage: floor} (UTRN etc.)
+        self.pending_credentials = None  # a future-dated CS02b, JSON-safe
 
     # -- commands ------------------------------------------------------------------------
     def accept_command(self, message, use_case=None):
@@ -199,13 +226,181 @@ class DeviceSecurity:
                 return key.public
         return None
 
+    # -- CS02b update security credentials (GBCS 13.3.2) -------------------------------------
+    def update_credentials(self, message):
+        """Apply an accepted CS02b command; returns the response payload (ASN.1 DER).
+
+        Immediate: every replacement is checked (certificate, issuer in the certification
+        path, key usage, role), then the ones that pass are installed together and the
+        counters of the replaced parties take their new floors; each replacement's status
+        is in the response (RTDS 6.15.1 IMMEDIATE_ERROR: one fails, the others succeed).
+        Future-dated: stored, answered with commandAccepted only, executed by
+        `execute_pending_credentials`; a command dated 9999-12-31 cancels it.
+        A command that exceeds its originator's authority changes nothing.
+        """
+        return _refusing(self._update_credentials, (message,))
+
+    def _update_credentials(self, message):
+        if message.message_code not in codes.CS02B_CODES:
+            raise GbcsRefusal(NOT_CREDENTIALS, codes.ALERT_INTEGRITY_CHECK_FAILED)
+        if self.last_counter(message.originator) != message.originator_counter:
+            raise GbcsRefusal(NOT_ACCEPTED, codes.ALERT_FAILED_AUTHENTICATION_OTHER)
+        command = _parse_credentials(message.payload)
+        self._authorise_credentials(message, command)
+        when = command.execution_date_time
+        if when is None:
+            return credentials.encode_response(self._apply_credentials(command))
+        if when == credentials.CANCEL_EXECUTION_DATE_TIME:
+            self.pending_credentials = None
+        else:
+            self.pending_credentials = {"payload": _hex(message.payload),
+                                        "originator": _hex(message.originator),
+                                        "code": message.message_code,
+                                        "counter": message.originator_counter,
+                                        "execute_at": when}
+        return credentials.encode_response(None)
+
+    def _authorise_credentials(self, message, command):
+        control = command.control
+        if control.mode != codes.CS02B_MODE[message.message_code]:
+            raise GbcsRefusal(WRONG_MODE, codes.ALERT_INTEGRITY_CHECK_FAILED)
+        if control.authorising_seq_number != message.originator_counter:
+            raise GbcsRefusal(WRONG_SEQ_NUMBER, codes.ALERT_FAILED_AUTHENTICATION_OTHER)
+        cell = control.authorising_cell
+        if cell is not None:
+            roles = codes.sender_roles(message.message_code)
+            if (cell.role not in roles or cell.key_usage != codes.KEY_USAGE_DIGITAL_SIGNATURE
+                    or cell.cell_usage != codes.CELL_MANAGEMENT
+                    or cell.role not in self.anchors.roles_of(message.originator)):
+                raise GbcsRefusal(WRONG_AUTHORISING_CELL, codes.ALERT_SOURCE_NOT_AUTHORISED)
+        allowed = _MODE_TARGETS.get(control.mode, ())
+        for replacement in command.replacements:
+            target = replacement.target
+            if (target.role not in allowed or target.key_usage not in _KEY_SLOT
+                    or (target.cell_usage == codes.CELL_PREPAYMENT
+                        and target.role != codes.ROLE_SUPPLIER)):
+                raise GbcsRefusal(TARGET_NOT_AUTHORISED, codes.ALERT_SOURCE_NOT_AUTHORISED)
+
+    def pending_credentials_time(self):
+        """GeneralizedTime text of the pending CS02b's execution, or None."""
+        pending = self.pending_credentials
+        return None if pending is None else pending["execute_at"]
+
+    def execute_pending_credentials(self):
+        """Run the future-dated CS02b: (recipient EUI, alert code, alert payload) for
+        `alert(..., message_code=FUTURE_DATED_UPDATE_SECURITY_CREDENTIALS_ALERT)`."""
+        return _refusing(self._execute_pending, ())
+
+    def _execute_pending(self):
+        pending = self.pending_credentials
+        if pending is None:
+            raise GbcsRefusal(NO_PENDING, None)
+        command = _parse_credentials(_unhex(pending["payload"]))
+        outcome = self._apply_credentials(command)
+        self.pending_credentials = None
+        failed = [o for o in outcome.outcomes if o.status != credentials.STATUS_SUCCESS]
+        code = codes.ALERT_FUTURE_DATED_NOT_ACTIONED if failed else \
+            codes.ALERT_FUTURE_DATED_ACTIONED
+        payload = credentials.encode_alert(code, pending["execute_at"], outcome)
+        return _unhex(pending["originator"]), code, payload
+
+    def _apply_credentials(self, command):
+        anchors = self.anchors.copy()
+        issuers = self._path_issuers(command.path)
+        outcomes = []
+        for replacement in command.replacements:
+            outcomes.append(self._replace(anchors, replacement, issuers))
+        changes = _seq_number_changes(command)
+        counters = dict(self.counters)
+        specialist = dict(self.specialist_floors)
+        for change in changes:
+            _apply_floor(anchors, self.anchors, counters, specialist, change)
+        _prune(anchors, counters, specialist)
+        self.anchors, self.counters, self.specialist_floors = anchors, counters, specialist
+        control = command.control
+        return credentials.ExecutionOutcome(control.authorising_seq_number, control.mode,
+                                            changes, outcomes)
+
+    def _path_issuers(self, path):
+        """Certificates of the certification path that may issue a replacement: each one
+        checked against the root anchor when the device holds one. Without a root anchor
+        (RTDS does not publish its root key) the path is taken as the authorised party
+        sent it: the command's own signature and MAC vouch for it."""
+        root = self.anchors.get(codes.ROLE_ROOT)
+        root_key = None if root is None else root.key(DS)
+        issuers = []
+        for der in path:
+            try:
+                cert = credentials.parse_certificate(der)
+            except Asn1Error:
+                continue                    # cannot issue anything: its dependants fail
+            if cert.public_key is None or not cert.is_ca:
+                continue
+            if root_key is None or self._issued_by_root(cert, root_key):
+                issuers.append(cert)
+        if root_key is not None:
+            issuers.append(_RootIssuer(root_key))
+        return issuers
+
+    def _issued_by_root(self, cert, root_key):
+        if (cert.authority_key_id is not None and root_key.key_id is not None
+                and cert.authority_key_id != root_key.key_id):
+            return False
+        return self.crypto.ecdsa_verify(root_key.public, cert.tbs, cert.signature)
+
+    def _replace(self, anchors, replacement, issuers):
+        target = replacement.target
+        slot = _KEY_SLOT[target.key_usage]
+        cell = anchors.get(target.role, target.cell_usage)
+        existing = None if cell is None else cell.key(slot)
+        existing_eui = _NO_EUI if existing is None else existing.eui
+        existing_id = b"" if existing is None or existing.key_id is None else existing.key_id
+        status, cert = self._check_certificate(replacement, issuers)
+        if status != credentials.STATUS_SUCCESS:
+            return credentials.ReplacementOutcome(target, status, existing_eui, existing_id,
+                                                  existing_eui, existing_id)
+        eui = cert.subject_eui or _NO_EUI
+        key_id = cert.subject_key_id or b""
+        anchors.set_key(target.role, target.cell_usage, slot, eui, cert.public_key, key_id)
+        return credentials.ReplacementOutcome(target, status, existing_eui, existing_id, eui,
+                                              key_id)
+
+    def _check_certificate(self, replacement, issuers):
+        target = replacement.target
+        try:
+            cert = credentials.parse_certificate(replacement.certificate)
+        except Asn1Error:
+            return credentials.STATUS_BAD_CERTIFICATE, None
+        if (cert.public_key is None or target.key_usage not in cert.key_usage
+                or (cert.subject_role is not None and cert.subject_role != target.role)
+                or (target.role != codes.ROLE_ROOT and cert.subject_eui is None)):
+            return credentials.STATUS_BAD_CERTIFICATE, cert
+        issuer = None
+        for candidate in issuers:
+            if candidate.subject_key_id == cert.authority_key_id:
+                issuer = candidate
+        if issuer is None and target.role == codes.ROLE_ROOT and cert.is_ca:
+            issuer = cert                   # a new root vouches for itself
+        if issuer is None:
+            return credentials.STATUS_NO_TRUST_ANCHOR, cert
+        if not self.crypto.ecdsa_verify(issuer.public_key, cert.tbs, cert.signature):
+            return credentials.STATUS_BAD_CERTIFICATE, cert
+        return credentials.STATUS_SUCCESS, cert
+
+    def specialist_floor(self, originator, usage=credentials.SEQ_NUMBER_USAGE_PREPAYMENT_TOP_UP):
+        """The floor a CS02b set for a party's specialist counter (UTRN top-ups), or None."""
+        floors = self.specialist_floors.get(_hex(originator))
+        return None if floors is None else floors.get(str(usage))
+
     # -- persistence ---------------------------------------------------------------------
     def state(self):
         counters = {}
         for eui_hex in self.counters:
             counters[eui_hex] = self.counters[eui_hex]
         return {"eui": _hex(self.own_eui), "counters": counters,
-                "alert_counter": self.alert_counter, "anchors": self.anchors.state()}
+                "alert_counter": self.alert_counter, "anchors": self.anchors.state(),
+                "specialist_floors": self.specialist_floors,
+                "pending_credentials": self.pending_credentials}
 
     def load_state(self, state):
         """Replace counters and anchors with a saved state (keys and crypto stay)."""
@@ -215,6 +410,8 @@ class DeviceSecurity:
         self.anchors = restored.anchors
         self.counters = restored.counters
         self.alert_counter = restored.alert_counter
+        self.specialist_floors = state.get("specialist_floors") or {}
+        self.pending_credentials = state.get("pending_credentials")
 
     @classmethod
     def restore(cls, state, own_eui=None, own_ds_private=None, own_ka_private=None,
@@ -225,6 +422,63 @@ class DeviceSecurity:
         sec = cls(own_eui, own_ds_private, own_ka_private, crypto, None)
         sec.load_state(state)
         return sec
+
+
+def _parse_credentials(payload):
+    try:
+        return credentials.parse_command(payload)
+    except Asn1Error as exc:
+        raise GbcsRefusal("%s: %s" % (MALFORMED, exc), codes.ALERT_INTEGRITY_CHECK_FAILED)
+
+
+def _seq_number_changes(command):
+    """remotePartySeqNumberChanges of the outcome: the replaced party's new floors when the
+    command sets them ([4], [5]), then the command's other changes ([6]) as given (RTDS:
+    6.15.1 sets [4] and [5], 6.23 names the new supplier's floors in [6])."""
+    control = command.control
+    changes = []
+    if control.new_floor is not None or control.new_specialist_floors is not None:
+        role = command.replacements[0].target.role if command.replacements else None
+        if role is not None:
+            changes.append(credentials.SeqNumberChange(role, control.new_floor or 0,
+                                                       control.new_specialist_floors))
+    for change in control.other_changes or ():
+        changes.append(change)
+    return changes
+
+
+def _apply_floor(anchors, before, counters, specialist, change):
+    """The party now in the role's cell takes the floor. A party that keeps its EUI keeps
+    a higher counter: a floor never reopens counters it has already used."""
+    cell = anchors.get(change.role)
+    if cell is None or cell.eui is None or cell.eui == _NO_EUI:
+        return
+    key = _hex(cell.eui)
+    previous = before.get(change.role)
+    same_party = previous is not None and previous.eui == cell.eui
+    floor = change.floor
+    if same_party and counters.get(key, -1) > floor:
+        floor = counters[key]
+    counters[key] = floor
+    if change.specialist is not None:
+        floors = {}
+        for usage, seq in change.specialist:
+            floors[str(usage)] = seq
+        specialist[key] = floors
+
+
+def _prune(anchors, counters, specialist):
+    """Counters of parties no longer anchored go: they could never be checked again."""
+    for table in (counters, specialist):
+        for key in list(table):
+            if not anchors.find(_unhex(key)):
+                del table[key]
+
+
+class _RootIssuer:
+    def __init__(self, key):
+        self.subject_key_id = key.key_id
+        self.public_key = key.public
 
 
 def _refusing(build, args):
