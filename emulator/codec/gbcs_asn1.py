@@ -21,7 +21,6 @@ import io
 
 from construct import (
     Adapter,
-    Byte,
     Const,
     Construct,
     ConstructError,
