@@ -45,6 +45,7 @@ def _bit(n):
     return 1 << (23 - n)
 
 
+BLOCK_TRANSFER_WITH_SET = _bit(12)
 DEFAULT_CONFORMANCE = (_bit(11) | _bit(12) | _bit(14) | _bit(19) | _bit(20) | _bit(21)
                        | _bit(23))
 
@@ -275,13 +276,49 @@ class DlmsClient:
     def set(self, class_id, logical_name, attribute, value, selector=None, parameters=None):
         """Write one attribute; raises DlmsClientError unless the result is success."""
         iap = self._next_iap()
+        descriptor = _descriptor(class_id, logical_name, attribute)
+        selection = _selection(selector, parameters)
         apdu = X.encode_apdu("SetRequestNormal", {
-            "invoke_id_and_priority": iap,
-            "cosem_attribute_descriptor": _descriptor(class_id, logical_name, attribute),
-            "access_selection": _selection(selector, parameters), "value": value})
+            "invoke_id_and_priority": iap, "cosem_attribute_descriptor": descriptor,
+            "access_selection": selection, "value": value})
+        if (self.server_max_pdu and len(apdu) > self.server_max_pdu
+                and self.conformance & BLOCK_TRANSFER_WITH_SET):
+            return self._set_in_blocks(iap, descriptor, selection, axdr.encode(value))
         name, fields = self._exchange(apdu, iap)
         self._expect(name, "SetResponseNormal")
         _check_set(fields["result"])
+
+    def _set_in_blocks(self, iap, descriptor, selection, raw):
+        """SET with block transfer: raw-data cut to fit the server's receive PDU."""
+        first = {"invoke_id_and_priority": iap, "cosem_attribute_descriptor": descriptor,
+                 "access_selection": selection, "last_block": False, "block_number": 1,
+                 "raw_data": b""}
+        # the empty first block's size, plus up to 3 more length octets once filled
+        room = self.server_max_pdu - len(X.encode_apdu("SetRequestWithFirstDatablock", first)) - 2
+        offset, block = 0, 1
+        while True:
+            chunk = raw[offset:offset + room]
+            offset += len(chunk)
+            last = offset >= len(raw)
+            fields = {"invoke_id_and_priority": iap, "last_block": last,
+                      "block_number": block, "raw_data": chunk}
+            if block == 1:
+                first.update(fields)
+                apdu = X.encode_apdu("SetRequestWithFirstDatablock", first)
+            else:
+                apdu = X.encode_apdu("SetRequestWithDatablock", fields)
+            name, answer = self._exchange(apdu, iap)
+            if name == "SetResponseLastDatablock":
+                _check_set(answer["result"])
+                if not last:
+                    raise DlmsClientError("SET ended at block %d of a longer value" % block)
+                return
+            self._expect(name, "SetResponseDatablock")
+            if last or answer["block_number"] != block:
+                raise DlmsClientError("block %d acknowledged as %d"
+                                      % (block, answer["block_number"]))
+            block += 1
+            room = self.server_max_pdu - 11    # C1 03 iap last(1) block(4) length(<=3)
 
     def set_with_list(self, items):
         """[(class_id, ln, attribute, value), ...] -> the data-access-result of each

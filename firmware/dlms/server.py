@@ -88,8 +88,9 @@ class _LongGet:
 
 
 class _LongSet:
-    def __init__(self, descriptor):
-        self.descriptor = descriptor
+    def __init__(self, items, with_list):
+        self.items = items                 # [DescriptorWithSelection]
+        self.with_list = with_list         # answer with the list form
         self.received = bytearray()
         self.block_number = 0
 
@@ -383,44 +384,51 @@ class DlmsSession:
         return A.SetResponseWithList(request.invoke_id_and_priority, results).encode()
 
     def _set_first_block(self, assoc, request):
-        long_set = _LongSet(DescriptorAndSelection(request.cosem_attribute_descriptor,
-                                                   request.access_selection))
-        assoc.long_set = long_set
+        item = A.DescriptorWithSelection(request.cosem_attribute_descriptor,
+                                         request.access_selection)
+        assoc.long_set = _LongSet([item], False)
+        return self._set_block(assoc, request)
+
+    def _set_list_first_block(self, assoc, request):
+        assoc.long_set = _LongSet(request.attribute_descriptor_list, True)
         return self._set_block(assoc, request)
 
     def _set_next_block(self, assoc, request):
-        iap = request.invoke_id_and_priority
         if assoc.long_set is None:
-            return A.SetResponseLastDatablock(iap, R.NO_LONG_SET_IN_PROGRESS,
+            return A.SetResponseLastDatablock(request.invoke_id_and_priority,
+                                              R.NO_LONG_SET_IN_PROGRESS,
                                               request.block_number).encode()
         return self._set_block(assoc, request)
 
     def _set_block(self, assoc, request):
-        # Green Book 9.3, SET with block transfer: blocks are numbered from 1; each but the last is
-        # acknowledged with Set-Response-Datablock, the last with the SET result.
+        # Green Book 9.3, SET with block transfer: blocks are numbered from 1; each but
+        # the last is acknowledged with Set-Response-Datablock, the last with the result.
         iap = request.invoke_id_and_priority
         long_set = assoc.long_set
+        error = None
         if request.block_number != long_set.block_number + 1:
+            error = R.DATA_BLOCK_NUMBER_INVALID
+        elif len(long_set.received) + len(request.raw_data) > MAX_LONG_SET_BYTES:
+            error = R.LONG_SET_ABORTED
+        if error is not None:
             assoc.long_set = None
-            return A.SetResponseLastDatablock(iap, R.DATA_BLOCK_NUMBER_INVALID,
-                                              request.block_number).encode()
-        if len(long_set.received) + len(request.raw_data) > MAX_LONG_SET_BYTES:
-            assoc.long_set = None
-            return A.SetResponseLastDatablock(iap, R.LONG_SET_ABORTED,
-                                              request.block_number).encode()
+            return _last_set_response(long_set, iap, error, request.block_number)
         long_set.received.extend(request.raw_data)
         long_set.block_number = request.block_number
         if not request.last_block:
             return A.SetResponseDatablock(iap, request.block_number).encode()
         assoc.long_set = None
-        try:
-            value = axdr.decode_all(bytes(long_set.received))
-        except axdr.AxdrError:
-            return A.SetResponseLastDatablock(iap, R.TYPE_UNMATCHED,
-                                              request.block_number).encode()
-        desc = long_set.descriptor
-        result = self._write(assoc, desc.descriptor, desc.access_selection, value)
-        return A.SetResponseLastDatablock(iap, result, request.block_number).encode()
+        values = _long_set_values(long_set)
+        if values is None:
+            return _last_set_response(long_set, iap, R.TYPE_UNMATCHED, request.block_number)
+        results = []
+        for i in range(len(values)):
+            item = long_set.items[i]
+            results.append(self._write(assoc, item.cosem_attribute_descriptor,
+                                       item.access_selection, values[i]))
+        if long_set.with_list:
+            return A.SetResponseLastDatablockWithList(iap, results, request.block_number).encode()
+        return A.SetResponseLastDatablock(iap, results[0], request.block_number).encode()
 
     def _action_normal(self, assoc, request):
         iap = request.invoke_id_and_priority
@@ -458,10 +466,30 @@ class DlmsSession:
             return R.ACTION_OTHER_REASON, None
 
 
-class DescriptorAndSelection:
-    def __init__(self, descriptor, access_selection):
-        self.descriptor = descriptor
-        self.access_selection = access_selection
+def _long_set_values(long_set):
+    """The values a long SET carried: one Data, or (with-list) a SEQUENCE OF Data with
+    one value per descriptor (Green Book 9.3, SET with block transfer). None if not."""
+    buf = bytes(long_set.received)
+    try:
+        if not long_set.with_list:
+            return [axdr.decode_all(buf)]
+        count, offset = axdr.decode_length(buf, 0)
+        if count != len(long_set.items):
+            return None
+        values = []
+        for _ in range(count):
+            value, offset = axdr.decode(buf, offset)
+            values.append(value)
+    except axdr.AxdrError:
+        return None
+    return values if offset == len(buf) else None
+
+
+def _last_set_response(long_set, iap, result, block_number):
+    if long_set.with_list:
+        return A.SetResponseLastDatablockWithList(iap, [result] * len(long_set.items),
+                                                  block_number).encode()
+    return A.SetResponseLastDatablock(iap, result, block_number).encode()
 
 
 def _block_payload_size(max_pdu_size, remaining):
@@ -482,6 +510,7 @@ _HANDLERS = {
     A.SetRequestWithList: DlmsSession._set_with_list,
     A.SetRequestWithFirstDatablock: DlmsSession._set_first_block,
     A.SetRequestWithDatablock: DlmsSession._set_next_block,
+    A.SetRequestWithListAndFirstDatablock: DlmsSession._set_list_first_block,
     A.ActionRequestNormal: DlmsSession._action_normal,
 }
 
@@ -502,6 +531,9 @@ def _needed_conformance(request):
         return C.CONFORMANCE_SET | C.CONFORMANCE_MULTIPLE_REFERENCES
     if isinstance(request, (A.SetRequestWithFirstDatablock, A.SetRequestWithDatablock)):
         return C.CONFORMANCE_SET | C.CONFORMANCE_BLOCK_TRANSFER_WITH_SET_OR_WRITE
+    if isinstance(request, A.SetRequestWithListAndFirstDatablock):
+        return (C.CONFORMANCE_SET | C.CONFORMANCE_BLOCK_TRANSFER_WITH_SET_OR_WRITE
+                | C.CONFORMANCE_MULTIPLE_REFERENCES)
     if isinstance(request, A.ActionRequestNormal):
         return C.CONFORMANCE_ACTION
     return 0

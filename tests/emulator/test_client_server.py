@@ -158,6 +158,20 @@ def test_management_client_sets_and_acts(framing):
 
 
 @pytest.mark.parametrize("framing", FRAMINGS)
+def test_a_value_longer_than_the_server_pdu_is_set_in_blocks(framing):
+    ld, session, client = connect(framing, client_sap=MANAGEMENT, max_pdu_size=128)
+    client.associate(MANAGEMENT, password=PASSWORD)
+    value = (axdr.OCTET_STRING, bytes(range(256)) * 2)
+    client.set(1, SERIAL, 2, value)
+    assert ld.find(1, SERIAL).value == value
+    assert client.get(1, SERIAL, 2) == value
+    with pytest.raises(DlmsClientError) as refused:
+        client.set(1, SERIAL, 2, (axdr.VISIBLE_STRING, bytes(300)))
+    assert refused.value.data_access_result == R.TYPE_UNMATCHED
+    assert ld.find(1, SERIAL).value == value
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
 def test_refusals_reach_the_client_as_errors(framing):
     ld, session, client = connect(framing)
     with pytest.raises(DlmsClientError) as before:
@@ -321,6 +335,7 @@ def _request_bytes():
     xdlms = st.sampled_from(["GetRequestNormal", "GetRequestNext", "GetRequestWithList",
                              "SetRequestNormal", "SetRequestWithFirstDatablock",
                              "SetRequestWithDatablock", "SetRequestWithList",
+                             "SetRequestWithListAndFirstDatablock",
                              "ActionRequestNormal"]).flatmap(
         lambda name: strategies.APDU_STRATEGIES[name]).map(
         lambda a: host_xdlms.encode_apdu(*a))

@@ -497,6 +497,31 @@ def test_set_datablock_out_of_order_or_without_first_block():
     assert get_value(session, MANAGEMENT, 1, SERIAL, 2) == (axdr.OCTET_STRING, b"SMETS-EMU-0001")
 
 
+def test_set_with_list_and_datablocks():
+    ld, session = associated(MANAGEMENT)
+    descriptors = [A.DescriptorWithSelection(attr(1, SERIAL, 2)),
+                   A.DescriptorWithSelection(attr(1, SECRET, 2)),
+                   A.DescriptorWithSelection(attr(1, SERIAL, 1))]
+    values = [(axdr.OCTET_STRING, bytes(100)), (axdr.LONG_UNSIGNED, 3),
+              (axdr.OCTET_STRING, UNKNOWN)]
+    # raw-data carries the SEQUENCE OF Data of the value list
+    encoded = b"\x03" + b"".join(axdr.encode(v) for v in values)
+    first = A.SetRequestWithListAndFirstDatablock(0xC6, descriptors, False, 1, encoded[:60])
+    assert A.decode_apdu(session.handle(first.encode(), MANAGEMENT)) == \
+        A.SetResponseDatablock(0xC6, 1)
+    last = A.SetRequestWithDatablock(0xC6, True, 2, encoded[60:])
+    assert A.decode_apdu(session.handle(last.encode(), MANAGEMENT)) == \
+        A.SetResponseLastDatablockWithList(0xC6, [R.SUCCESS, R.SUCCESS, R.READ_WRITE_DENIED], 2)
+    assert get_value(session, MANAGEMENT, 1, SERIAL, 2) == values[0]
+    assert get_value(session, MANAGEMENT, 1, SECRET, 2) == values[1]
+    # a value list that does not match the descriptors sets nothing
+    short = b"\x02" + axdr.encode((axdr.OCTET_STRING, b"no")) + axdr.encode((axdr.UNSIGNED, 1))
+    only = A.SetRequestWithListAndFirstDatablock(0xC6, descriptors, True, 1, short)
+    assert A.decode_apdu(session.handle(only.encode(), MANAGEMENT)) == \
+        A.SetResponseLastDatablockWithList(0xC6, [R.TYPE_UNMATCHED] * 3, 1)
+    assert get_value(session, MANAGEMENT, 1, SERIAL, 2) == values[0]
+
+
 def test_action_normal_and_method_rights():
     ld, session = associated(MANAGEMENT)
     public = ld_session(ld, PUBLIC)
