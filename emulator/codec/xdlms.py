@@ -48,7 +48,12 @@ class CheckedFixed(Construct):
         self.subcon = subcon.compile()
 
     def _parse(self, stream, context, path):
-        return self.subcon.parse(stream_read(stream, self.size, path))
+        start = stream.tell()
+        try:
+            return self.subcon.parse(stream_read(stream, self.size, path))
+        except (ConstructError, struct.error):
+            stream.seek(start)   # report the offset of the block, not of its end
+            raise
 
     def _build(self, obj, stream, context, path):
         data = self.subcon.build(obj)
@@ -85,8 +90,13 @@ class OctetString(Construct):
     No _emitparse on purpose (compiled Prefixed would read short without noticing)."""
 
     def _parse(self, stream, context, path):
+        start = stream.tell()
         n = Length._parsereport(stream, context, path)
-        return stream_read(stream, n, path)
+        try:
+            return stream_read(stream, n, path)
+        except ConstructError:
+            stream.seek(start)
+            raise
 
     def _build(self, obj, stream, context, path):
         if not isinstance(obj, (bytes, bytearray)):

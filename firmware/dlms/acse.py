@@ -44,7 +44,8 @@ xDLMS inside user-information (A-XDR):
 - ``decode_user_information(buf)`` -> one of the three (AcseError on anything else).
 
 Conformance is a 24-bit int; ``CONFORMANCE_*`` constants are the bit masks (bit 0 is
-the MSB of the first byte, so bit n has mask ``1 << (23 - n)``); ``conformance_bit(n)``.
+the MSB of the first byte, so bit n has mask ``1 << (23 - n)``); ``conformance_bit(n)``,
+``CONFORMANCE_NAMES[n]`` and ``conformance_names(value) -> [name, ...]``.
 """
 
 from firmware.dlms import axdr
@@ -170,6 +171,26 @@ CONFORMANCE_SET = 0x000008                                # bit 20
 CONFORMANCE_SELECTIVE_ACCESS = 0x000004                   # bit 21
 CONFORMANCE_EVENT_NOTIFICATION = 0x000002                 # bit 22
 CONFORMANCE_ACTION = 0x000001                             # bit 23
+
+# Green Book names by bit position (bit 6 was reserved-six before Ed. 9)
+CONFORMANCE_NAMES = (
+    "reserved-zero", "general-protection", "general-block-transfer", "read", "write",
+    "unconfirmed-write", "delta-value-encoding", "reserved-seven",
+    "attribute0-supported-with-set", "priority-mgmt-supported",
+    "attribute0-supported-with-get", "block-transfer-with-get-or-read",
+    "block-transfer-with-set-or-write", "block-transfer-with-action", "multiple-references",
+    "information-report", "data-notification", "access", "parameterized-access", "get",
+    "set", "selective-access", "event-notification", "action",
+)
+
+
+def conformance_names(conformance):
+    """The names of the bits set in a 24-bit conformance block, in bit order."""
+    names = []
+    for n in range(24):
+        if conformance & (1 << (23 - n)):
+            names.append(CONFORMANCE_NAMES[n])
+    return names
 
 
 class AcseError(Exception):

@@ -6,6 +6,7 @@ encoded with A-XDR (IEC 61334-6). Field names follow the ASN.1 with '-' -> '_'.
 API
 ---
 Every APDU is a plain class with the ASN.1 fields as attributes, ``encode() -> bytes``,
+``encode_into(out: bytearray)``,
 ``==`` (field by field) and ``fields() -> dict``. ``decode_apdu(buf) -> apdu object``
 dispatches on the tag and CHOICE bytes and raises ``ApduError(offset, reason)`` on
 truncation, trailing bytes, an unknown tag or choice, or bad embedded Data (A-XDR
@@ -486,11 +487,15 @@ class _Apdu(_Fields):
 
     def encode(self):
         out = bytearray()
+        self.encode_into(out)
+        return bytes(out)
+
+    def encode_into(self, out):
+        """Append the APDU to ``out`` (a bytearray), e.g. behind a frame header."""
         out.append(self.TAG)
         if self.CHOICE is not None:
             out.append(self.CHOICE)
         self.encode_body(out)
-        return bytes(out)
 
 
 # --- GET (Green Book 9.5: Get-Request, Get-Response)

@@ -68,6 +68,18 @@ def test_conformance_bits_are_msb_first():
     assert want == 0x007E1F
 
 
+def test_conformance_names():
+    assert acse.conformance_names(0x007E1F) == [
+        "priority-mgmt-supported", "attribute0-supported-with-get",
+        "block-transfer-with-get-or-read", "block-transfer-with-set-or-write",
+        "block-transfer-with-action", "multiple-references", "get", "set",
+        "selective-access", "event-notification", "action"]
+    assert acse.conformance_names(0) == []
+    assert len(acse.CONFORMANCE_NAMES) == 24
+    assert acse.CONFORMANCE_NAMES[19] == "get" and acse.CONFORMANCE_NAMES[11] == (
+        "block-transfer-with-get-or-read")
+
+
 def test_aarq_public_known_answer():
     raw = h(AARQ_PUBLIC)
     aarq = decode_acse(raw)
