@@ -33,7 +33,8 @@ from emulator.codec.errors import CodecError
 
 __all__ = [
     "AxdrCodecError", "AxdrLength", "Data", "TypeDescription", "TaggedChoice",
-    "MAX_DEPTH", "decode", "decode_prefix", "encode", "to_model", "from_model",
+    "MAX_DEPTH", "ModelError", "decode", "decode_prefix", "encode", "to_model",
+    "from_model",
 ]
 
 MAX_DEPTH = 16
@@ -677,12 +678,12 @@ TypeDescription = _compiled_description(0)
 # ---------------------------------------------------------------- model conversion
 
 def to_model(container):
-    """A parse result, or a ``{"tag":, "value":}`` container form, -> the firmware
-    tuple model with lists for arrays/structures and tuples elsewhere."""
-    if isinstance(container, dict):
-        tag, value = container["tag"], container["value"]
-    else:
-        tag, value = container
+    """Parse result -> the firmware tuple model. `Data` already parses into the model,
+    so a ``(tag, value)`` result is returned as it is; a hand-built
+    ``{"tag":, "value":}`` container form is converted, recursively."""
+    if not isinstance(container, dict):
+        return container
+    tag, value = container["tag"], container["value"]
     if tag == ARRAY or tag == STRUCTURE:
         return (tag, [to_model(item) for item in value])
     if tag == COMPACT_ARRAY:
@@ -709,8 +710,11 @@ _BYTES_TAGS = frozenset((OCTET_STRING, VISIBLE_STRING, UTF8_STRING, DATE_TIME, D
 _BYTES_TYPES = (bytes, bytearray, memoryview)
 
 
-class _ModelError(Exception):
-    pass
+class ModelError(ValueError):
+    """A model value `from_model` refuses (wrong Python type, bad shape)."""
+
+
+_ModelError = ModelError
 
 
 def from_model(value, _depth=0):
