@@ -420,3 +420,146 @@ def test_large_counters_survive_json():
     again = DeviceSecurity.restore(json.loads(text), DEVICE, KEYS["device-ds"],
                                    KEYS["device-ka"], ToyCrypto())
     assert again.last_counter(SUPPLIER) == 0x0000000300000000
+
+
+# -- CS02b change of supplier on the device core (MicroPython too) ---------------------------
+# Certificates are built here with the firmware's DER writer and "signed" with the stand-in
+# crypto, so the whole update runs on MicroPython: parse, path check, apply, refuse.
+
+from firmware.gbcs import asn1, credentials  # noqa: E402  (kept beside the tests using it)
+
+TRANSCOS = unhexlify("90B3D51F30000004")
+NEW_SUPPLIER = unhexlify("90B3D51F30030000")
+for _n, _name in enumerate(("root", "org-ca", "rogue-ca", "transcos-ds", "new-ds", "new-ka",
+                            "new-pp-ka")):
+    KEYS[_name] = ToyKey(2000003 + 104729 * _n)
+
+_OID = {"ou": b"\x55\x04\x0b", "uid": b"\x55\x04\x2d", "ec": b"\x2a\x86\x48\xce\x3d\x02\x01",
+        "p256": b"\x2a\x86\x48\xce\x3d\x03\x01\x07", "ecdsa": b"\x2a\x86\x48\xce\x3d\x04\x03\x02",
+        "ku": b"\x55\x1d\x0f", "ski": b"\x55\x1d\x0e", "aki": b"\x55\x1d\x23",
+        "bc": b"\x55\x1d\x13"}
+
+
+def _oid(name):
+    return asn1.tlv(asn1.OBJECT_IDENTIFIER, _OID[name])
+
+
+def _extension(name, value, critical=False):
+    parts = [_oid(name)]
+    if critical:
+        parts.append(b"\x01\x01\xff")
+    return asn1.sequence(parts + [asn1.octet_string(value)])
+
+
+def _toy_certificate(key, issuer_key, ski, aki, key_usage, eui=None, role=None, ca=False):
+    subject = []
+    if role is not None:
+        subject.append(asn1.sequence([asn1.sequence([_oid("ou"),
+                                                     asn1.tlv(0x13, b"%02d" % role)])], asn1.SET))
+    if eui is not None:
+        subject.append(asn1.sequence([asn1.sequence([_oid("uid"), asn1.bit_string(0, eui)])],
+                                     asn1.SET))
+    extensions = [_extension("ku", credentials.key_usage_bit_string(key_usage), True),
+                  _extension("ski", asn1.octet_string(ski)),
+                  _extension("aki", asn1.sequence([asn1.tlv(0x80, aki)]))]
+    if ca:
+        extensions.append(_extension("bc", asn1.sequence([b"\x01\x01\xff"]), True))
+    algorithm = asn1.sequence([_oid("ecdsa")])
+    tbs = asn1.sequence([
+        asn1.tlv(0xA0, asn1.integer(2)), asn1.integer(ski[0] + 1), algorithm,
+        asn1.sequence([]), asn1.sequence([]), asn1.sequence(subject),
+        asn1.sequence([asn1.sequence([_oid("ec"), _oid("p256")]),
+                       asn1.bit_string(0, b"\x04" + key.public)]),
+        asn1.tlv(0xA3, asn1.sequence(extensions))])
+    signature = ToyCrypto().ecdsa_sign(issuer_key, tbs)
+    value = asn1.sequence([asn1.integer(int.from_bytes(signature[:32], "big")),
+                           asn1.integer(int.from_bytes(signature[32:], "big"))])
+    return asn1.sequence([tbs, algorithm, asn1.bit_string(0, value)])
+
+
+def _cos_device():
+    sec = _device()
+    sec.anchors.set(codes.ROLE_ROOT, codes.CELL_MANAGEMENT, bytes(8),
+                    ds_public=KEYS["root"].public, ds_key_id=b"ROOTKEY1")
+    sec.anchors.set(codes.ROLE_TRANSITIONAL_COS, codes.CELL_MANAGEMENT, TRANSCOS,
+                    ds_public=KEYS["transcos-ds"].public)
+    sec.anchors.set(codes.ROLE_SUPPLIER, codes.CELL_PREPAYMENT, SUPPLIER,
+                    ka_public=KEYS["supplier-ka"].public)
+    return sec
+
+
+def _change_of_supplier(counter, ca_key="org-ca", ca_issuer="root", leaf_signer=None):
+    org_ca = _toy_certificate(KEYS[ca_key], KEYS[ca_issuer], b"ORGCA001", b"ROOTKEY1",
+                              codes.KEY_USAGE_KEY_CERT_SIGN, role=7, ca=True)
+    targets = (("new-ds", codes.KEY_USAGE_DIGITAL_SIGNATURE, codes.CELL_MANAGEMENT),
+               ("new-ka", codes.KEY_USAGE_KEY_AGREEMENT, codes.CELL_MANAGEMENT),
+               ("new-pp-ka", codes.KEY_USAGE_KEY_AGREEMENT, codes.CELL_PREPAYMENT))
+    replacements = []
+    for n, (name, usage, cell) in enumerate(targets):
+        cert = _toy_certificate(KEYS[name], KEYS[leaf_signer or ca_key], bytes((0x40 + n,)) * 8,
+                                b"ORGCA001",
+                                usage, NEW_SUPPLIER, codes.ROLE_SUPPLIER)
+        replacements.append(credentials.Replacement(
+            cert, credentials.CellId(codes.ROLE_SUPPLIER, usage, cell)))
+    control = credentials.Control(7, counter, credentials.CellId(
+        codes.ROLE_TRANSITIONAL_COS, codes.KEY_USAGE_DIGITAL_SIGNATURE),
+        other_changes=[credentials.SeqNumberChange(codes.ROLE_SUPPLIER, 0, [(0, 0)])])
+    payload = credentials.encode_command(credentials.UpdateCommand(control, replacements,
+                                                                   [org_ca]))
+    return _command(codes.CS02B_SUPPLIER_BY_TRANSCOS, counter, originator=TRANSCOS,
+                    signer="transcos-ds", payload=payload)
+
+
+def test_change_of_supplier_on_the_device_core():
+    sec = _cos_device()
+    sec.accept_command(_command(codes.ECS42, 5), "ECS42")
+    cos = _change_of_supplier(60)
+    assert sec.accept_command(cos, "CS02bSupplierByTransCoS").role == codes.ROLE_TRANSITIONAL_COS
+    outcome = credentials.parse_response(sec.update_credentials(cos))
+    assert [o.status for o in outcome.outcomes] == [0, 0, 0]
+    assert outcome.outcomes[0].existing_eui == SUPPLIER
+    assert outcome.outcomes[0].replacing_eui == NEW_SUPPLIER
+    assert outcome.outcomes[0].replacing_key_id == b"\x40" * 8
+    assert outcome.seq_number_changes[0].specialist == [(0, 0)]
+    assert sec.anchors.get(codes.ROLE_SUPPLIER).ds_public == KEYS["new-ds"].public
+    assert sec.anchors.get(codes.ROLE_SUPPLIER, codes.CELL_PREPAYMENT).ka_public == \
+        KEYS["new-pp-ka"].public
+    assert sec.last_counter(NEW_SUPPLIER) == 0 and sec.last_counter(SUPPLIER) == -1
+    refusal = _refusal(sec, _command(codes.ECS42, 6), "ECS42")
+    assert refusal.reason == UNKNOWN_ORIGINATOR
+    assert refusal.alert_code == codes.ALERT_SOURCE_NOT_AUTHORISED
+    accepted = sec.accept_command(_command(codes.ECS42, 1, originator=NEW_SUPPLIER,
+                                           signer="new-ds"), "ECS42")
+    assert accepted.eui == NEW_SUPPLIER
+    saved = json.loads(json.dumps(sec.state()))
+    again = DeviceSecurity.restore(saved, DEVICE, KEYS["device-ds"], KEYS["device-ka"],
+                                   ToyCrypto())
+    assert again.anchors.get(codes.ROLE_SUPPLIER).eui == NEW_SUPPLIER
+    assert again.specialist_floor(NEW_SUPPLIER) == 0
+
+
+def test_change_of_supplier_with_a_path_outside_the_root_changes_nothing():
+    sec = _cos_device()
+    anchors = json.dumps(sec.anchors.state())
+    # an organisation CA that signed itself, claiming the root's key id
+    cos = _change_of_supplier(61, ca_key="rogue-ca", ca_issuer="rogue-ca")
+    sec.accept_command(cos, "CS02bSupplierByTransCoS")
+    outcome = credentials.parse_response(sec.update_credentials(cos))
+    assert [o.status for o in outcome.outcomes] == [credentials.STATUS_NO_TRUST_ANCHOR] * 3
+    assert [o.replacing_eui for o in outcome.outcomes] == [SUPPLIER] * 3
+    assert json.dumps(sec.anchors.state()) == anchors
+    # the genuine CA in the path, but replacement certificates it did not sign
+    cos = _change_of_supplier(62, leaf_signer="rogue-ca")
+    sec.accept_command(cos, "CS02bSupplierByTransCoS")
+    outcome = credentials.parse_response(sec.update_credentials(cos))
+    assert [o.status for o in outcome.outcomes] == [credentials.STATUS_BAD_CERTIFICATE] * 3
+    assert json.dumps(sec.anchors.state()) == anchors
+    assert sec.accept_command(_command(codes.ECS42, 7), "ECS42").eui == SUPPLIER
+
+
+def test_change_of_supplier_by_the_supplier_itself_is_refused():
+    sec = _cos_device()
+    cos = _change_of_supplier(62)
+    cos.originator = SUPPLIER           # the old supplier may not move its own customer
+    refusal = _refusal(sec, cos, "CS02bSupplierByTransCoS")
+    assert refusal.reason == ROLE_NOT_ELIGIBLE
