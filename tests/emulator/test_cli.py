@@ -384,3 +384,25 @@ def test_serve_exits_non_zero_with_the_cores_stderr_when_the_micropython_core_di
         assert "micropython core exited (code -9)" in serve.stderr_path.read_text()
     finally:
         serve.close()
+
+
+def test_serve_on_a_serial_port(tmp_path):
+    import tty
+    from emulator.profiles import load_profile
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    from test_pty import MasterStream, read_meter_over
+
+    profile = load_profile(PROFILE)
+    master, slave = os.openpty()
+    tty.setraw(master)
+    serve = Serve("--profile", PROFILE, "--serial", os.ttyname(slave), "--baudrate", "19200",
+                  tmp_path=tmp_path)
+    try:
+        serve.wait_for(r"listening serial %s hdlc" % re.escape(os.ttyname(slave)))
+        name, energy = read_meter_over(profile, MasterStream(master))
+        assert name[1] == b"EMU0SP0000000001" and energy == (6, 1250000)
+        assert serve.interrupt() == 0
+    finally:
+        serve.close()
+        os.close(master)
+        os.close(slave)
