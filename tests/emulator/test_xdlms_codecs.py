@@ -384,3 +384,75 @@ def test_host_encode_errors_are_layer_errors():
                                            "negotiated_dlms_version_number": 6,
                                            "negotiated_conformance": 1 << 24,
                                            "server_max_receive_pdu_size": 1, "vaa_name": 7})
+
+
+# ---------------------------------------------------------------- Gurux writes, we read
+# Requests built live by Gurux's own client (gurux-dlms GXDLMSClient over the TCP
+# wrapper: an 8-byte wrapper header, then the APDU). Both our codecs must decode them.
+
+def _gurux_client(client_sap=16, authentication=None, password=None):
+    from gurux_dlms import GXDLMSClient
+    from gurux_dlms.enums import Authentication, InterfaceType
+    return GXDLMSClient(True, client_sap, 1, authentication or Authentication.NONE,
+                        password, InterfaceType.WRAPPER)
+
+
+def _unwrap(frames):
+    (frame,) = [bytes(f) for f in frames]
+    assert frame[:2] == b"\x00\x01" and int.from_bytes(frame[6:8], "big") == len(frame) - 8
+    return frame[8:]
+
+
+def _both_apdu(raw):
+    obj = fw.decode_apdu(raw)
+    assert host.decode_apdu(raw) == (type(obj).__name__, obj.fields())
+    return obj
+
+
+def _both_acse(raw):
+    pdu = fw_acse.decode_acse(raw)
+    assert _without_pdu(host_acse.decode_acse(raw)) == pdu.fields()
+    return pdu
+
+
+@pytest.mark.interop
+def test_gurux_client_aarqs_decode():
+    pytest.importorskip("gurux_dlms")
+    from gurux_dlms.enums import Authentication
+    aarq = _both_acse(_unwrap(_gurux_client().aarqRequest()))
+    assert aarq.application_context_name == fw_acse.LN_NO_CIPHERING
+    assert aarq.mechanism_name is None
+    ir = fw_acse.decode_user_information(aarq.user_information)
+    assert ir.proposed_dlms_version_number == 6
+    assert ir.proposed_conformance & fw_acse.CONFORMANCE_GET
+    assert host_acse.decode_user_information(aarq.user_information) == dict(
+        ir.fields(), pdu="initiate_request")
+    lls = _both_acse(_unwrap(_gurux_client(1, Authentication.LOW, "00000001").aarqRequest()))
+    assert lls.sender_acse_requirements is True
+    assert lls.mechanism_name == fw_acse.MECHANISM_LOW
+    assert lls.calling_authentication_value == b"00000001"
+
+
+@pytest.mark.interop
+def test_gurux_client_requests_decode():
+    pytest.importorskip("gurux_dlms")
+    from gurux_dlms.objects import (GXDLMSClock, GXDLMSData, GXDLMSDisconnectControl,
+                                    GXDLMSProfileGeneric)
+    client = _gurux_client()
+    get = _both_apdu(_unwrap(client.read(GXDLMSClock("0.0.1.0.0.255"), 2)))
+    assert get == fw.GetRequestNormal(0xC1, fw.AttributeDescriptor(8, _h("0000010000FF"), 2))
+
+    rows = _both_apdu(_unwrap(client.readRowsByEntry(GXDLMSProfileGeneric("1.0.99.1.0.255"),
+                                                     1, 48)))
+    assert rows.access_selection.access_selector == 2
+    assert rows.access_selection.access_parameters == (2, [(6, 1), (6, 48), (18, 1), (18, 0)])
+
+    data = GXDLMSData("0.0.96.1.0.255")
+    data.value = 7
+    put = _both_apdu(_unwrap(client.write(data, 2)))
+    assert isinstance(put, fw.SetRequestNormal)
+    assert put.cosem_attribute_descriptor.class_id == 1 and put.value[1] == 7
+
+    act = _both_apdu(_unwrap(GXDLMSDisconnectControl("0.0.96.3.10.255").remoteDisconnect(client)))
+    assert act == fw.ActionRequestNormal(0xC1, fw.MethodDescriptor(70, _h("000060030AFF"), 1),
+                                         (15, 0))
