@@ -213,19 +213,16 @@ UpdateSecurityCredentialsAlert = Der(0x30, Struct(
 ))
 
 # -- CS03 join / CS04 unjoin (GBCS 13.3.3, 13.3.4) ------------------------------------------
-JOIN_METHOD_AND_ROLE = {0: "method A initiator", 1: "method A responder", 2: "method B",
-                        3: "method C"}
-DEVICE_TYPE = {0: "GSME", 1: "ESME", 2: "CHF", 3: "GPF", 4: "HCALCS", 5: "PPMID", 6: "Type 2"}
-
+# value names (JoinMethodAndRole, DeviceType, response codes): firmware/gbcs/codes.py
 JoinDeviceCommand = Der(0x30, Struct(
     "join_method_and_role" / Integer(),
     "entity_id" / OctetString,
     "device_type" / Integer(),
     "certificate" / Optional(Certificate),
 ))
-JoinDeviceResponse = Integer()           # 0 success, 1..13 failure reasons
+JoinDeviceResponse = Integer()           # codes.JOIN_RESPONSES
 UnjoinDeviceCommand = OctetString         # the entity id
-UnjoinDeviceResponse = Integer()          # 0 success, 1 not in device log, 2 other failure
+UnjoinDeviceResponse = Integer()          # codes.UNJOIN_RESPONSES
 
 PAYLOADS = {
     "cs02b_command": UpdateSecurityCredentials,

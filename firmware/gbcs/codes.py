@@ -266,6 +266,33 @@ def alert_message_code(alert_code):
     return GENERIC_CRITICAL_ALERT if alert_is_critical(alert_code) else GENERIC_NON_CRITICAL_ALERT
 
 
+# -- GBCS response codes of the ASN.1 use cases (GBCS section 13) ---------------------------
+# StatusCode: outcome of one trust-anchor replacement (CS02a/CS02b responses and alerts)
+STATUS_SUCCESS = 0
+STATUS_BAD_CERTIFICATE = 5
+STATUS_NO_TRUST_ANCHOR = 10
+STATUS_INSUFFICIENT_MEMORY = 17
+STATUS_TRUST_ANCHOR_NOT_FOUND = 25
+STATUS_RESOURCES_BUSY = 30
+STATUS_OTHER = 127
+
+# CS03 JoinMethodAndRole, DeviceType and join response codes
+JOIN_METHOD_AND_ROLE = {0: "method A initiator", 1: "method A responder", 2: "method B",
+                        3: "method C"}
+DEVICE_TYPES = {0: "GSME", 1: "ESME", 2: "CHF", 3: "GPF", 4: "HCALCS", 5: "PPMID",
+                6: "Type 2"}
+JOIN_RESPONSES = {
+    0: "success", 1: "invalid message code for join method and role",
+    2: "invalid join method and role", 3: "incompatible with existing entry",
+    4: "device log full", 5: "write failure", 6: "key agreement no resources",
+    7: "key agreement unknown issuer", 8: "key agreement unsupported suite",
+    9: "key agreement bad message", 10: "key agreement bad key confirm",
+    11: "invalid or missing certificate", 12: "no partner link key received",
+    13: "no CBKE response",
+}
+# CS04 unjoin response codes
+UNJOIN_RESPONSES = {0: "success", 1: "not in device log", 2: "other failure"}
+
 # -- use cases: name -> (message code, critical, device type, payload kind) ---------------
 USE_CASES = {
     # ESME (DLMS)

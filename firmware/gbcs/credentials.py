@@ -38,18 +38,15 @@ CS02b variants in tests/emulator/test_cs02.py):
 Every decoder raises `firmware.gbcs.asn1.Asn1Error(offset, reason)`.
 """
 
-from firmware.gbcs import asn1
+from firmware.gbcs import asn1, codes
 from firmware.gbcs.asn1 import Asn1Error, Reader
 from firmware.gbcs.codes import CELL_MANAGEMENT
 
-# StatusCode (GBCS 13.3.2): the outcome of one trust-anchor replacement
-STATUS_SUCCESS = 0
-STATUS_BAD_CERTIFICATE = 5
-STATUS_NO_TRUST_ANCHOR = 10
-STATUS_INSUFFICIENT_MEMORY = 17
-STATUS_TRUST_ANCHOR_NOT_FOUND = 25
-STATUS_RESOURCES_BUSY = 30
-STATUS_OTHER = 127
+# StatusCode (GBCS 13.3.2): the outcome of one trust-anchor replacement (codes.py)
+STATUS_SUCCESS = codes.STATUS_SUCCESS
+STATUS_BAD_CERTIFICATE = codes.STATUS_BAD_CERTIFICATE
+STATUS_NO_TRUST_ANCHOR = codes.STATUS_NO_TRUST_ANCHOR
+STATUS_OTHER = codes.STATUS_OTHER
 
 SEQ_NUMBER_USAGE_PREPAYMENT_TOP_UP = 0
 APPLY_CPV_CHECKS = 0

@@ -158,6 +158,16 @@ def test_rtds_asn1_payloads_agree_in_both_codecs(path, message):
         else:
             _same_outcome(ours, host.outcome)
         assert credentials.encode_response(ours) == message.payload
+    elif kind == "join_command":
+        assert host.join_method_and_role in codes.JOIN_METHOD_AND_ROLE
+        assert host.device_type in codes.DEVICE_TYPES
+        assert len(host.entity_id) == 8
+    elif kind == "join_response":
+        assert host in codes.JOIN_RESPONSES
+        assert (host == 0) == ("_SUCCESS_" in path.name)
+    elif kind == "unjoin_response":
+        assert host in codes.UNJOIN_RESPONSES
+        assert (host == 0) == ("_SUCCESS_" in path.name)
     elif kind == "cs02b_alert":
         alert_code, when, ours = credentials.parse_alert(message.payload)
         assert (alert_code, when) == (host.alert_code, host.execution_date_time)
