@@ -184,12 +184,7 @@ def print_serving(profile, profile_path, runtime, options, speed, servers):
                                         ", state %s%s" % (state, " (restored)" if runtime.restored else "")
                                         if state else ""))
     for server in servers:
-        if isinstance(server, TcpServer):
-            host, port = server.address
-            console.print("listening tcp %s:%d %s" % (host, port, server.framing))
-        else:
-            kind = "pty" if type(server).__name__ == "PtyServer" else "serial"
-            console.print("listening %s %s %s" % (kind, server.path, server.framing))
+        console.print("listening %s" % server.describe())
     console.print("Ctrl-C stops.")
     sys.stdout.flush()
 

@@ -31,6 +31,9 @@ class PtyServer:
         self._inbox = None
         self._worker = None
 
+    def describe(self):
+        return "pty %s %s" % (self.path, self.framing)
+
     async def start(self):
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)          # no echo, no line discipline: bytes pass as sent

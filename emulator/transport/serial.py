@@ -28,6 +28,9 @@ class SerialServer:
         self._conn_id = None
         self._worker = None
 
+    def describe(self):
+        return "serial %s %s" % (self.path, self.framing)
+
     async def start(self):
         try:
             self._port = serial.serial_for_url(self.path, baudrate=self.baudrate,

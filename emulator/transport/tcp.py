@@ -32,6 +32,9 @@ class TcpServer:
         """(host, port) actually bound, so port 0 can be used."""
         return self._server.sockets[0].getsockname()[:2]
 
+    def describe(self):
+        return "tcp %s:%d %s" % (self.address[0], self.address[1], self.framing)
+
     async def start(self):
         self._server = await asyncio.start_server(self._serve, self.host, self.port)
         return self
