@@ -456,3 +456,57 @@ def test_gurux_client_requests_decode():
     act = _both_apdu(_unwrap(GXDLMSDisconnectControl("0.0.96.3.10.255").remoteDisconnect(client)))
     assert act == fw.ActionRequestNormal(0xC1, fw.MethodDescriptor(70, _h("000060030AFF"), 1),
                                          (15, 0))
+
+
+# ---------------------------------------------------------------- Gurux reads our AAREs
+
+def _gurux_conformance_name(name):
+    return (name.upper().replace("-", "_").replace("ATTRIBUTE0", "ATTRIBUTE_0")
+            .replace("UNCONFIRMED", "UN_CONFIRMED"))
+
+
+def _gurux_parse_aare(aare_bytes):
+    from gurux_dlms import GXByteBuffer
+    client = _gurux_client()
+    client.aarqRequest()
+    client.parseAareResponse(GXByteBuffer(aare_bytes))
+    return client
+
+
+@pytest.mark.interop
+def test_gurux_client_agrees_on_every_conformance_bit():
+    """Our bit numbering (bit 0 = MSB of the first octet) checked one bit at a time
+    against Gurux's own Conformance enum, through an AARE its client accepts."""
+    pytest.importorskip("gurux_dlms")
+    from gurux_dlms.enums import Conformance
+    for n, name in enumerate(fw_acse.CONFORMANCE_NAMES):
+        ui = fw_acse.InitiateResponse(negotiated_conformance=fw_acse.conformance_bit(n),
+                                      server_max_receive_pdu_size=512).encode()
+        aare = fw_acse.Aare(fw_acse.LN_NO_CIPHERING, fw_acse.RESULT_ACCEPTED,
+                            fw_acse.DIAG_NULL, user_information=ui).encode()
+        client = _gurux_parse_aare(aare)
+        assert client.negotiatedConformance == getattr(Conformance, _gurux_conformance_name(name))
+        assert client.maxReceivePDUSize == 512
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("result,diagnostic,user_information,message", [
+    (1, fw_acse.DIAG_APPLICATION_CONTEXT_NAME_NOT_SUPPORTED, None,
+     "application context name is not supported"),
+    (1, fw_acse.DIAG_NO_REASON_GIVEN, fw_acse.ConfirmedServiceError(
+        fw_acse.INITIATE_ERROR, fw_acse.SERVICE_ERROR_INITIATE,
+        fw_acse.INITIATE_DLMS_VERSION_TOO_LOW).encode(), "no reason is given"),
+    (1, fw_acse.DIAG_AUTHENTICATION_FAILURE, None, "authentication failure"),
+    (2, fw_acse.DIAG_NO_REASON_GIVEN, None, "transient"),
+])
+def test_gurux_client_reads_our_rejections(result, diagnostic, user_information, message):
+    pytest.importorskip("gurux_dlms")
+    from gurux_dlms import GXDLMSException
+    if user_information is None:
+        user_information = fw_acse.InitiateResponse(negotiated_conformance=0x10,
+                                                    server_max_receive_pdu_size=512).encode()
+    aare = fw_acse.Aare(fw_acse.LN_NO_CIPHERING, result, diagnostic,
+                        user_information=user_information).encode()
+    with pytest.raises(GXDLMSException) as caught:
+        _gurux_parse_aare(aare)
+    assert message in str(caught.value).lower()
