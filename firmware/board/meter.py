@@ -13,11 +13,14 @@ new `DlmsSession`:
 
 Time only comes in through `now` (ARCHITECTURE.md principle 1): the board edge owns the
 wall clock and the speed. `now` is board time; the meter's own clock runs at board
-time plus an offset that changes when a client writes the COSEM clock, and that offset
-is kept across a restart like a meter's battery-backed real-time clock. With a `state_dir`, the device state is saved through
-`firmware/persist.py` before the reply to any request that changed it leaves the device
-(nothing acknowledged is lost across a power cut, principle 6), and every
-`save_period` simulated seconds for the registers the load model drives.
+time plus an offset that changes when a client writes the COSEM clock. The offset is
+kept across a restart like a battery-backed real-time clock, and the meter's clock
+never restarts earlier than it stopped.
+
+With a `state_dir`, the device state is saved through `firmware/persist.py` before the
+reply to any request that may have changed it leaves the device (nothing acknowledged
+is lost across a power cut, principle 6), every `save_period` simulated seconds for the
+registers the load model drives, and on `shutdown`.
 
 Runs unchanged on MicroPython: `firmware/board/stdio_main.py` drives it over a pipe.
 """
