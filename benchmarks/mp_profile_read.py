@@ -6,7 +6,7 @@
 Builds the board's `MeterCore` from the profile JSON, runs it from START to NOW, then
 plays the public client over a TCP-wrapper connection in this process: AARQ, GET of the
 HH profile buffer (1.0.99.1.0.255 attribute 2) and GET-Request-Next until the last
-block, RLRQ. Prints one JSON line: read time, blocks, bytes, the HH entries served, and
+block, RLRQ. Prints one JSON line: device read time (us), blocks, bytes, the HH entries served, and
 the heap: gc.mem_free before and after the firmware import (the unix port keeps imported
 bytecode on the GC heap; a board runs it frozen in flash), before the read, and the lowest
 seen after any request, both with its garbage and after a gc.collect() (the live heap).
@@ -43,6 +43,12 @@ def ticks_ms():
     return int(time.time() * 1000)
 
 
+def ticks_us():
+    if hasattr(time, "ticks_us"):
+        return time.ticks_us()
+    return int(time.time() * 1000000)
+
+
 def ticks_diff(a, b):
     if hasattr(time, "ticks_diff"):
         return time.ticks_diff(a, b)
@@ -74,12 +80,12 @@ class Meter:
         self.lowest_free = mem_free()
         self.lowest_live_free = self.lowest_free
         self.bytes_in = 0
-        self.busy_ms = 0
+        self.busy_us = 0
 
     def ask(self, apdu):
-        t0 = ticks_ms()
+        t0 = ticks_us()
         reply = self.core.receive(CONN, wrap(apdu))
-        self.busy_ms += ticks_diff(ticks_ms(), t0)
+        self.busy_us += ticks_diff(ticks_us(), t0)
         self.bytes_in += len(reply)
         free = mem_free()                       # garbage of this request included
         if free < self.lowest_free:
@@ -145,12 +151,12 @@ def main(argv):
         raise ValueError("no AARE")
     blocks, size, head = read_profile(meter)
     meter.ask(RLRQ)
-    read_ms = meter.busy_ms           # device time only: no gc.collect of the probe
+    read_us = meter.busy_us           # device time only: no gc.collect of the probe
     core.close(CONN)
     print(json.dumps({
         "implementation": sys.implementation.name,
         "simulate_ms": simulate_ms,
-        "read_ms": read_ms,
+        "read_us": read_us,
         "blocks": blocks,
         "buffer_bytes": size,
         "entries": entries_in(head) if head else 0,

@@ -16,7 +16,8 @@
     this process, with the host's HDLC primary on the construct codecs.
 
 Timing: each case is warmed up, then run in batches long enough to be measured (timeit's
-autorange idea), several times; the best batch is reported (the least disturbed run).
+autorange idea), several rounds with the codecs interleaved; the best batch of each is
+reported (the least disturbed run), so the ratios compare like with like on a busy host.
 A row whose module is missing says "not available: <module>" instead of failing.
 """
 
@@ -76,19 +77,32 @@ def need(module_name):
 
 # ------------------------------------------------------------------------------ timing
 
+def _batch(fn, quick):
+    """A timeit.Timer for `fn` and a call count whose batch takes long enough to time."""
+    for _ in range(3):
+        fn()                                    # warm-up
+    timer = timeit.Timer(fn)
+    budget = 0.05 if quick else 0.2
+    number = 1
+    while timer.timeit(number) < budget:
+        number *= 2
+    return timer, number
+
+
+def rates(cases, quick):
+    """{name: best calls/s} for {name: fn}, the batches interleaved round by round so a
+    change in the machine's load hits every case alike (this host is shared)."""
+    batches = {name: _batch(fn, quick) for name, fn in cases.items()}
+    best = {name: float("inf") for name in cases}
+    for _ in range(3 if quick else 7):
+        for name, (timer, number) in batches.items():
+            best[name] = min(best[name], timer.timeit(number) / number)
+    return {name: 1.0 / seconds for name, seconds in best.items()}
+
+
 def rate(fn, quick):
     """Best-of-N calls per second of `fn` after a warm-up."""
-    for _ in range(3):
-        fn()
-    timer = timeit.Timer(fn)
-    budget = 0.05 if quick else 0.25
-    number = 1
-    while True:
-        if timer.timeit(number) >= budget:
-            break
-        number *= 2
-    best = min(timer.repeat(repeat=2 if quick else 5, number=number))
-    return number / best
+    return rates({"fn": fn}, quick)["fn"]
 
 
 def best_time(fn, quick):
@@ -217,8 +231,7 @@ CODECS = (("firmware", firmware_codec), ("construct", construct_codec),
 def codec_section(quick):
     rows = hh_rows()
     reference = None
-    results = {}
-    out = []
+    out, cases, labels, valid = [], {}, {}, {}
     for key, build in CODECS:
         try:
             label, encode, decode, values = build(rows)
@@ -235,19 +248,25 @@ def codec_section(quick):
             out.append(Row("a", "%s codec" % key, None, status=FAIL,
                            note="%s: %s: %s" % (label, type(exc).__name__, exc)))
             continue
-        status = INFO if same_bytes and same_values else MISMATCH
-        decode_rate = rate(lambda: decode(reference), quick)
-        encode_rate = rate(encode, quick)
-        round_trip = rate(lambda: (decode(reference), encode()), quick)
-        results[key] = decode_rate if status == INFO else None
         note = "%s; %d-byte APDU" % (label, len(reference))
         if not same_bytes:
             note += "; encodes different bytes"
         if not same_values:
             note += "; decodes different values"
+        labels[key] = note
+        valid[key] = same_bytes and same_values
+        cases[key + " decode"] = (lambda d=decode: d(reference))
+        cases[key + " encode"] = encode
+        cases[key + " both"] = (lambda d=decode, e=encode: (d(reference), e()))
+    measured = rates(cases, quick)
+    results = {}
+    for key in labels:
+        decode_rate = measured[key + " decode"]
+        results[key] = decode_rate if valid[key] else None
         out.append(Row("a", "%s codec: decode / encode / both (ops/s)" % key,
-                       "%s / %s / %s" % (_n(decode_rate), _n(encode_rate), _n(round_trip)),
-                       status=status, note=note))
+                       "%s / %s / %s" % (_n(decode_rate), _n(measured[key + " encode"]),
+                                         _n(measured[key + " both"])),
+                       status=INFO if valid[key] else MISMATCH, note=labels[key]))
     for fast, slow, factor in (("construct", "dlms-cosem", 3), ("construct", "gurux", 6),
                                ("firmware", "gurux", 20)):
         name = "%s decode rate / %s's" % (fast, slow)
@@ -393,8 +412,8 @@ def _micropython_row(section, name, result, code, must_pass):
     state_kb = (result["heap_free_after_import"] - result["heap_free_before_read"]) / 1024
     live_kb = (result["heap_free_after_import"] - result["heap_free_lowest_live"]) / 1024
     peak_kb = (result["heap_free_before_import"] - result["heap_free_lowest"]) / 1024
-    value = "%d ms device time, %d blocks, %d bytes" % (
-        result["read_ms"], result["blocks"], result["bytes_from_device"])
+    value = "%.1f ms device time, %d blocks, %d bytes" % (
+        result["read_us"] / 1000.0, result["blocks"], result["bytes_from_device"])
     note = ("%s; %d entries; heap: bytecode %.0f KB, device state %.0f KB, live peak "
             "without bytecode %.0f KB, peak with garbage %.0f KB of %s; simulate %d ms"
             % (code, result["entries"], import_kb, state_kb, live_kb, peak_kb,
@@ -462,7 +481,7 @@ def machine():
     if binary:
         try:
             info["micropython"] = subprocess.run(
-                [binary, "-c", "import sys; print(sys.version, sys.implementation.version)"],
+                [binary, "-c", "import sys; print(sys.implementation.version)"],
                 capture_output=True, text=True, timeout=20).stdout.strip()
         except (OSError, subprocess.TimeoutExpired):
             info["micropython"] = "not runnable"
