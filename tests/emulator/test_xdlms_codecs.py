@@ -510,3 +510,41 @@ def test_gurux_client_reads_our_rejections(result, diagnostic, user_information,
     with pytest.raises(GXDLMSException) as caught:
         _gurux_parse_aare(aare)
     assert message in str(caught.value).lower()
+
+
+# ---------------------------------------------------------------- Gurux reads our GET responses
+
+def _wrapped(apdu_bytes):
+    # IEC 62056-47 wrapper: version 1, source wPort 1 (server), destination 16 (client)
+    return b"\x00\x01\x00\x01\x00\x10" + len(apdu_bytes).to_bytes(2, "big") + apdu_bytes
+
+
+def _gurux_get_data(client, apdu_bytes, reply):
+    from gurux_dlms import GXByteBuffer
+    assert client.getData(GXByteBuffer(_wrapped(apdu_bytes)), reply)
+    return reply
+
+
+@pytest.mark.interop
+def test_gurux_client_reads_our_get_responses():
+    pytest.importorskip("gurux_dlms")
+    from gurux_dlms import GXReplyData
+    entry = (2, [(6, 1234), (9, b"abc"), (16, -5)])
+    client = _gurux_client()
+    ok = fw.GetResponseNormal(0xC1, fw.GetDataResult.of_data(entry)).encode()
+    reply = _gurux_get_data(client, ok, GXReplyData())
+    assert list(reply.value) == [1234, bytearray(b"abc"), -5] and reply.error == 0
+
+    denied = fw.GetResponseNormal(0xC1, fw.GetDataResult.of_error(3)).encode()
+    assert _gurux_get_data(client, denied, GXReplyData()).error == 3
+
+    # one value split over two DataBlock-G blocks: Gurux reassembles the raw-data
+    raw = fw.GetResponseNormal(0xC1, fw.GetDataResult.of_data((1, [entry] * 10))).encode()[4:]
+    reply = GXReplyData()
+    _gurux_get_data(client, fw.GetResponseWithDatablock(0xC1, False, 1,
+                                                        raw_data=raw[:50]).encode(), reply)
+    assert reply.isMoreData()
+    _gurux_get_data(client, fw.GetResponseWithDatablock(0xC1, True, 2,
+                                                        raw_data=raw[50:]).encode(), reply)
+    assert not reply.isMoreData()
+    assert len(reply.value) == 10 and list(reply.value[9]) == [1234, bytearray(b"abc"), -5]
