@@ -197,6 +197,10 @@ ALERT_MESSAGE_CRITICAL = {
 }
 
 # -- alert codes (GBCS Table 16.2; names as gbcs-parser / Wireshark give them) ----------
+# Which alert a refused command raises: 0x8F30 for a source without authority is GBCS's
+# (RTDS NA_GCA-DLMS carries it); 0x8F3D for a signature or MAC that does not verify and
+# 0x8F53 for a stale counter are reasoned defaults from the code names (unconfirmed: the
+# clause text is not public), overridable with DeviceSecurity(refusal_alerts=...).
 ALERT_INTEGRITY_CHECK_FAILED = 0x8F1E        # integrity check of content or format failed
 ALERT_SOURCE_NOT_AUTHORISED = 0x8F30         # source does not have authority for command
 ALERT_SUPPLY_ARMED = 0x8F32

@@ -83,8 +83,11 @@ class GbcsRefusal(Exception):
 
 class DeviceSecurity:
     def __init__(self, own_eui, own_ds_private, own_ka_private, crypto, anchors,
-                 counters=None, alert_counter=0):
+                 counters=None, alert_counter=0, refusal_alerts=None):
         self.own_eui = bytes(own_eui)
+        # reason -> alert code, where the default is a reasoned choice rather than a clause
+        # we could confirm (see codes.py): a deployment may map them differently
+        self.refusal_alerts = refusal_alerts or {}
         self.own_ds_private = own_ds_private
         self.own_ka_private = own_ka_private
         self.crypto = crypto
@@ -102,12 +105,17 @@ class DeviceSecurity:
         """The originator's AnchorCell when the command may be obeyed; else GbcsRefusal."""
         try:
             party = self._check(message, use_case)
-        except GbcsRefusal:
-            raise
+        except GbcsRefusal as refusal:
+            raise self._mapped(refusal)
         except Exception as exc:         # never let a bad input escape as anything else
             raise GbcsRefusal("%s: %s" % (MALFORMED, exc), codes.ALERT_INTEGRITY_CHECK_FAILED)
         self.counters[_hex(message.originator)] = message.originator_counter
         return party
+
+    def _mapped(self, refusal):
+        if refusal.reason in self.refusal_alerts:
+            refusal.alert_code = self.refusal_alerts[refusal.reason]
+        return refusal
 
     def _check(self, message, use_case):
         if bytes(message.recipient) != self.own_eui:
@@ -238,7 +246,10 @@ class DeviceSecurity:
         `execute_pending_credentials`; a command dated 9999-12-31 cancels it.
         A command that exceeds its originator's authority changes nothing.
         """
-        return _refusing(self._update_credentials, (message,))
+        try:
+            return _refusing(self._update_credentials, (message,))
+        except GbcsRefusal as refusal:
+            raise self._mapped(refusal)
 
     def _update_credentials(self, message):
         if message.message_code not in codes.CS02B_CODES:

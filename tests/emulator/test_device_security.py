@@ -327,3 +327,33 @@ def test_attacks_with_real_keys_are_refused_without_state_change(pki):
             sec.accept_command(message)
         assert refused.value.reason == reason
         assert json.dumps(sec.state()) == before
+
+
+# -- any corruption of a genuine command is refused, never crashes, changes nothing ----------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def genuine(pki):
+    supplier_ds = pki.organisations[SUPPLIER]["ds"].private_key
+    critical = _command(pki, codes.ECS42, 0x500, signer=supplier_ds, payload=b"\xd9\x20\x00\x05")
+    read = _command(pki, codes.ECS17B, 0x501, payload=b"\xd9\x20\x00\x05\x01")
+    return [critical.encode(), read.encode()]
+
+
+@settings(max_examples=300, deadline=None)
+@given(which=st.integers(0, 1), where=st.integers(0, 400), flip=st.integers(1, 255))
+def test_corrupted_commands_are_refused_without_state_change(pki, genuine, which, where, flip):
+    raw = bytearray(genuine[which])
+    where %= len(raw)
+    raw[where] ^= flip
+    sec = _esme(pki)
+    before = json.dumps(sec.state())
+    try:
+        message = envelope.parse(bytes(raw))
+    except envelope.GbcsError:
+        return                                   # the envelope layer refuses it first
+    with pytest.raises(GbcsRefusal):
+        sec.accept_command(message)
+    assert json.dumps(sec.state()) == before

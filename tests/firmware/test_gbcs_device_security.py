@@ -563,3 +563,15 @@ def test_change_of_supplier_by_the_supplier_itself_is_refused():
     cos.originator = SUPPLIER           # the old supplier may not move its own customer
     refusal = _refusal(sec, cos, "CS02bSupplierByTransCoS")
     assert refusal.reason == ROLE_NOT_ELIGIBLE
+
+
+def test_refusal_alerts_can_be_remapped():
+    from firmware.gbcs.device_security import STALE_COUNTER as STALE
+    sec = DeviceSecurity(DEVICE, KEYS["device-ds"], KEYS["device-ka"], ToyCrypto(), _anchors(),
+                         {"90b3d51f30010000": 9},
+                         refusal_alerts={STALE: codes.ALERT_UNUSUAL_COMMANDS})
+    refusal = _refusal(sec, _command(codes.ECS17B, 9, signer=None), "ECS17b")
+    assert refusal.alert_code == codes.ALERT_UNUSUAL_COMMANDS
+    refusal = _refusal(sec, _command(codes.ECS17B, 10, recipient=OTHER_DEVICE, signer=None),
+                       "ECS17b")
+    assert refusal.alert_code is None                 # unmapped reasons keep their default
