@@ -14,6 +14,8 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emulator.cli import main
 from emulator.codec import hdlc, wrapper, xdlms
@@ -163,6 +165,27 @@ def test_the_xdlms_oracle_agrees_with_the_sample_bytes():
     # guards the constants above: if the codec reads them differently the tests lie
     assert xdlms.decode_apdu(GET_IMPORT_ENERGY)[0] == "GetRequestNormal"
     assert xdlms.decode_apdu(GET_RESPONSE)[0] == "GetResponseNormal"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([GET_IMPORT_ENERGY, AARQ, GET_RESPONSE]).flatmap(
+    lambda apdu: st.sampled_from([apdu, hdlc_i_frame(apdu), wrapper.build_wpdu(16, 1, apdu)])),
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), min_size=1, max_size=4))
+def test_any_damaged_frame_is_dissected_or_refused_with_an_offset_inside_it(frame, damage):
+    from io import StringIO
+    from rich.console import Console
+    from emulator.decode import dissect, render_tree
+
+    data = bytearray(frame)
+    for position, byte in damage:
+        data[position % len(data)] = byte
+    dissection = dissect(bytes(data))
+    as_json = json.loads(json.dumps(dissection.to_json()))
+    Console(file=StringIO()).print(render_tree(dissection, "damaged"))
+    if not dissection.ok:
+        assert 0 <= as_json["error"]["offset"] <= len(data)
+        assert as_json["error"]["layer"] in ("hdlc", "hdlc-parameters", "wrapper", "apdu",
+                                             "acse", "xdlms", "axdr")
 
 
 # ---------------------------------------------------------------------------- profile-json
