@@ -22,7 +22,7 @@ import math
 
 from gurux_common import ReceiveParameters
 from gurux_dlms import GXByteBuffer, GXDLMSClient, GXDLMSException, GXReplyData
-from gurux_dlms.enums import Authentication, InterfaceType, ObjectType
+from gurux_dlms.enums import Authentication, InterfaceType
 from gurux_dlms.objects import (
     GXDLMSClock,
     GXDLMSProfileGeneric,
@@ -257,5 +257,5 @@ def object_kinds(objects):
     return {(class_id, name) for class_id, name, _version in objects}
 
 
-__all__ = ["GuruxPeer", "MeterReading", "PeerError", "object_kinds", "ObjectType",
+__all__ = ["GuruxPeer", "MeterReading", "PeerError", "object_kinds",
            "CLOCK", "IMPORT_ENERGY", "HALF_HOURLY_PROFILE", "PUBLIC_CLIENT"]

@@ -2,22 +2,24 @@
 judges our ESME.
 
 Gurux ships a server engine (`gurux_dlms.GXDLMSServer`) but no runnable meter; this
-module gives it a clock, an import-energy register (scaler -3? no: Wh with scaler 0,
-set per instance) and a half-hourly Profile Generic (clock + register, capture period
-1800 s), and serves one `GXDLMSServer` per TCP connection on 127.0.0.1 with wrapper or
-HDLC framing. Nothing of smets-emu is imported here.
+module gives it a clock, an import-energy register (Wh, scaler per `ReferenceMeter`) and
+a half-hourly Profile Generic (clock + register, capture period 1800 s), and serves one
+`GXDLMSServer` per TCP connection on 127.0.0.1 over the TCP wrapper. Nothing of smets-emu
+is imported here.
 
 gurux-dlms 1.0.203's server engine is not quite finished in Python; the adaptations here
 are the smallest that make it serve, each marked where it is made: its GXServerReply lacks
 accessors the engine calls, its initialize() appends the object collection to itself, its
-GET handler calls `notifyRead()` that no base class defines, and its Profile Generic
-selector-1 (by range) path compares a datetime with 0 and raises, so `_RangeProfile`
-filters the rows and hands the encoding back to Gurux's own `getData`. Selector 2 (by
-entry), block transfer, AARE, HDLC and the wrapper are Gurux's unchanged.
+GET handler calls `notifyRead()` that no base class defines, Association LN reads an
+`isSkipMaxPduSize` that ValueEventArgs names differently, its maxReceivePDUSize property
+recurses, and its Profile Generic selective access fails (selector 1 compares a datetime
+with 0; selector 2 calls a missing accessor), so `_SelectiveProfile` selects the rows and
+hands the encoding back to Gurux's own `getData`. AARE, GET and the wrapper are Gurux's.
+It ignores the negotiated PDU size (answers in one APDU, no block transfer), and its HDLC
+path cannot answer an SNRM at all (see test_gurux_harness.py for how HDLC is proven).
 """
 
 import datetime
-import socket
 import socketserver
 import threading
 
@@ -190,10 +192,10 @@ def _datetime(settings, raw):
 
 
 class ReferenceServer:
-    """Serves `ReferenceMeter` over TCP on 127.0.0.1:<ephemeral> in a background thread."""
+    """Serves `ReferenceMeter` over the TCP wrapper on 127.0.0.1:<ephemeral>, in a thread."""
 
-    def __init__(self, meter, framing="wrapper"):
-        interface = InterfaceType.WRAPPER if framing == "wrapper" else InterfaceType.HDLC
+    def __init__(self, meter):
+        interface = InterfaceType.WRAPPER
         self.meter = meter
 
         class Connection(socketserver.BaseRequestHandler):
