@@ -196,6 +196,18 @@ class DeviceSecurity:
         return _refusing(self._alert, (alert_code, payload, recipient, counter, date_time,
                                        message_code))
 
+    def dlms_alert(self, alert_code, recipient, date_time, extra_elements=(),
+                   message_code=None):
+        """A DLMS alert (ESME, CHF): the Data-Notification payload built for the next alert
+        counter, then protected as `alert` does. `date_time` is the 12-byte COSEM
+        date-time of the event; `extra_elements` are A-XDR encoded data the alert adds."""
+        counter = self.next_alert_counter()
+        try:
+            payload = dlms_alert_payload(alert_code, counter, date_time, extra_elements)
+        except Exception as exc:
+            raise GbcsRefusal("%s: %s" % (MALFORMED, exc), None)
+        return self.alert(alert_code, payload, recipient, counter, None, message_code)
+
     def _alert(self, alert_code, payload, recipient, counter, date_time, message_code):
         if message_code is None:
             message_code = codes.alert_message_code(alert_code)
@@ -433,6 +445,23 @@ class DeviceSecurity:
         sec = cls(own_eui, own_ds_private, own_ka_private, crypto, None)
         sec.load_state(state)
         return sec
+
+
+def dlms_alert_payload(alert_code, counter, date_time, extra_elements=()):
+    """GBCS DLMS alert payload (checked on every DLMS alert in RTDS 4.5.0):
+    Data-Notification (Green Book 9.5, tag 0F) with long-invoke-id-and-priority 0x20 + the
+    low 24 bits of the alert counter, no date-time (00), and as notification body a
+    structure of { long-unsigned alert code, octet-string(12) date-time, extra... }."""
+    if len(date_time) != 12 or not 0 <= alert_code <= 0xFFFF:
+        raise ValueError("alert code is 16 bits and the date-time 12 bytes")
+    invoke = 0x20000000 | (counter & 0xFFFFFF)
+    out = bytes((0x0F, invoke >> 24, (invoke >> 16) & 0xFF, (invoke >> 8) & 0xFF,
+                 invoke & 0xFF, 0x00, 0x02, 2 + len(extra_elements), 0x12,
+                 alert_code >> 8, alert_code & 0xFF, 0x09, 0x0C))
+    out += bytes(date_time)
+    for element in extra_elements:
+        out += bytes(element)
+    return out
 
 
 def _parse_credentials(payload):

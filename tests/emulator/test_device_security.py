@@ -357,3 +357,46 @@ def test_corrupted_commands_are_refused_without_state_change(pki, genuine, which
     with pytest.raises(GbcsRefusal):
         sec.accept_command(message)
     assert json.dumps(sec.state()) == before
+
+
+# -- DLMS alerts: RTDS's payloads and messages rebuilt -------------------------------------
+
+RTDS_DLMS_ALERTS = [p for p in RTDS if p.name.endswith("_ALERT_GBCS.HEX")
+                    and envelope.parse(_load(p)).payload[:1] == b"\x0f"]
+
+
+def _extra_elements(payload):
+    """The A-XDR elements after the alert code and date-time, split as the alert carries
+    them (each extra element in RTDS is an octet-string, structure or simple value)."""
+    from firmware.dlms import axdr
+    count = payload[7] - 2
+    offset = 8 + 3 + 14
+    elements = []
+    for _ in range(count):
+        _, end = axdr.decode(payload, offset)
+        elements.append(payload[offset:end])
+        offset = end
+    assert offset == len(payload)
+    return elements
+
+
+def test_rtds_dlms_alerts_rebuild():
+    assert len(RTDS_DLMS_ALERTS) >= 6
+    for path in RTDS_DLMS_ALERTS:
+        raw = _load(path)
+        alert = envelope.parse(raw)
+        alert_code = int(path.name.split("_")[2], 16)
+        date_time = alert.payload[13:25]
+        if alert.mac_protected:
+            sec = _rtds_device_answering(alert.recipient, alert.originator)
+        else:
+            sec = DeviceSecurity(alert.originator, smki.TestSmki(seed=4).derive_key("d"), None,
+                                 CRYPTO, TrustAnchors())
+        sec.alert_counter = alert.originator_counter - 1
+        ours = sec.dlms_alert(alert_code, alert.recipient, date_time,
+                              _extra_elements(alert.payload), message_code=alert.message_code)
+        if alert.mac_protected:
+            assert ours == raw, path.name
+        else:
+            assert envelope.parse(ours).signed_part() == alert.signed_part(), path.name
+        assert sec.next_alert_counter() == alert.originator_counter + 1

@@ -575,3 +575,33 @@ def test_refusal_alerts_can_be_remapped():
     refusal = _refusal(sec, _command(codes.ECS17B, 10, recipient=OTHER_DEVICE, signer=None),
                        "ECS17b")
     assert refusal.alert_code is None                 # unmapped reasons keep their default
+
+
+def test_dlms_alert_payload_matches_rtds():
+    from firmware.gbcs.device_security import dlms_alert_payload
+    date_time = unhexlify("07DF0101FF000000008000FF")
+    # RTDS NA_GCA-DLMS (0x8F30, counter 2000) and NA_MIIWA-DLMS (0x81A0 + octet-string 0005)
+    assert dlms_alert_payload(0x8F30, 2000, date_time) == unhexlify(
+        "0F200007D0000202128F30090C07DF0101FF000000008000FF")
+    assert dlms_alert_payload(0x81A0, 2000, date_time, [unhexlify("09020005")]) == unhexlify(
+        "0F200007D00002031281A0090C07DF0101FF000000008000FF09020005")
+    # the invoke id keeps the low 24 bits of the counter only
+    assert dlms_alert_payload(0x8F30, 0x123456789, date_time)[1:5] == unhexlify("20456789")
+
+
+def test_dlms_alert_uses_the_next_counter():
+    crypto = ToyCrypto()
+    sec = _device(crypto)
+    sec.alert_counter = 41
+    alert = envelope.parse(sec.dlms_alert(codes.ALERT_SOURCE_NOT_AUTHORISED, SUPPLIER,
+                                          DATE_TIME))
+    assert alert.originator_counter == 42 and alert.payload[1:5] == unhexlify("2000002A")
+    assert alert.message_code == codes.GENERIC_CRITICAL_ALERT
+    assert security.verify_signature(crypto, KEYS["device-ds"].public, alert)
+    try:
+        sec.dlms_alert(codes.ALERT_SOURCE_NOT_AUTHORISED, SUPPLIER, b"\x00")
+    except GbcsRefusal:
+        pass
+    else:
+        raise AssertionError("a short date-time made an alert")
+    assert sec.next_alert_counter() == 43
