@@ -94,9 +94,8 @@ def runtime_options(seed, state, micropython_binary, heapsize):
 
 
 @main.command()
-@click.option("--profile", "profile_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path),
-              help="Device profile, e.g. profiles/esme-single-phase.toml.")
+@click.option("--profile", "profile_path", required=True, metavar="TOML|NAME",
+              help="Device profile: profiles/esme-single-phase.toml or its name.")
 @click.option("--runtime", "runtime_name", type=click.Choice(["cpython", "micropython"]),
               default="cpython", show_default=True, help="Where the device core runs.")
 @click.option("--tcp", "tcp_address", metavar="HOST:PORT",
@@ -130,6 +129,8 @@ def serve(ctx, profile_path, runtime_name, tcp_address, framing, use_pty, serial
     if tcp is None and not use_pty and not serial_port:
         tcp = ("127.0.0.1", DLMS_PORT)
     profile = load_profile(profile_path)
+    if state is not None:
+        state.mkdir(parents=True, exist_ok=True)   # a first write must not fail mid-SET
     options = runtime_options(seed, state, micropython_binary, heapsize)
     try:
         asyncio.run(_serve(profile, profile_path, runtime_name, options, parse_start(start, profile),
@@ -206,11 +207,16 @@ def profile_name(profile, profile_path):
     return profile.get("name") or device.get("name") or pathlib.Path(profile_path).stem
 
 
-def load_profile(path):
+def load_profile(name_or_path):
+    """The JSON-form profile of a TOML path or a shipped profile's name."""
+    path = profiles.profile_path(name_or_path)
+    if not path.is_file():
+        raise click.ClickException("no profile %s (shipped: %s)"
+                                   % (name_or_path, ", ".join(profiles.profile_names())))
     try:
         return profiles.load_profile(path)
     except (OSError, ValueError) as exc:
-        raise click.ClickException("profile %s: %s" % (path, exc))
+        raise click.ClickException(str(exc))
 
 
 # ---------------------------------------------------------------------------- decode
@@ -281,7 +287,7 @@ class DemoFailure(Exception):
 @click.option("--heapsize", help="MicroPython heap, e.g. 512K.")
 def demo(profile_name_or_path, runtime_name, framing, seed, micropython_binary, heapsize):
     """Serve an ESME on a loopback TCP port and read it back with the host client."""
-    profile = load_profile(profiles.profile_path(profile_name_or_path))
+    profile = load_profile(profile_name_or_path)
     console = Console(highlight=False)
     options = runtime_options(seed, None, micropython_binary, heapsize)
     try:
@@ -429,8 +435,7 @@ def print_reading(console, reading):
 
 
 @main.command("profile-json")
-@click.argument("profile_path", metavar="PROFILE",
-                type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.argument("profile_path", metavar="TOML|NAME")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="Write here instead of stdout.")
 def profile_json(profile_path, output):
