@@ -276,8 +276,9 @@ def _acse(dissection, apdu, offset):
     dissection.layers.append(Layer("acse", offset, len(apdu), summary, fields))
     user_information = fields.get("user_information")
     if user_information:
-        # user-information is [30] EXTERNAL-like OCTET STRING: locate its contents
-        start = offset + apdu.find(user_information)
+        # user-information ([30], Green Book 9.4) is the last element of AARQ/AARE:
+        # its OCTET STRING contents end the PDU
+        start = offset + apdu.rfind(user_information)
         try:
             initiate = acse.decode_user_information(user_information)
         except CodecError as err:
