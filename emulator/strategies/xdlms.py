@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 # A-XDR Data tags (Blue Book "Data" CHOICE)
 NULL_DATA, ARRAY, STRUCTURE, BOOLEAN, BIT_STRING = 0, 1, 2, 3, 4
 DOUBLE_LONG, DOUBLE_LONG_UNSIGNED, OCTET_STRING, VISIBLE_STRING = 5, 6, 9, 10
-INTEGER, LONG, UNSIGNED, LONG_UNSIGNED, LONG64, ENUM = 15, 16, 17, 18, 20, 22
-FLOAT32, FLOAT64, DATE_TIME = 23, 24, 25
+UTF8_STRING, BCD = 12, 13
+INTEGER, LONG, UNSIGNED, LONG_UNSIGNED, LONG64, LONG64_UNSIGNED, ENUM = 15, 16, 17, 18, 20, 21, 22
+FLOAT32, FLOAT64, DATE_TIME, DATE, TIME, DONT_CARE = 23, 24, 25, 26, 27, 255
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)
@@ -60,6 +61,12 @@ def simple_data():
         _tagged(FLOAT32, st.floats(width=32, allow_nan=False)),
         _tagged(FLOAT64, st.floats(allow_nan=False)),
         _tagged(DATE_TIME, st.binary(min_size=12, max_size=12)),
+        _tagged(UTF8_STRING, st.text(max_size=10).map(lambda t: t.encode("utf-8"))),
+        _tagged(BCD, u8),
+        _tagged(LONG64_UNSIGNED, st.integers(0, 2 ** 64 - 1)),
+        _tagged(DATE, st.binary(min_size=5, max_size=5)),
+        _tagged(TIME, st.binary(min_size=4, max_size=4)),
+        st.just((DONT_CARE, None)),
     )
 
 

@@ -312,19 +312,23 @@ def _plain(v):
 
 # --- Cosem-Attribute-Descriptor / Cosem-Method-Descriptor (Green Book 9.5)
 
+def _instance_id(out, inst):
+    if not isinstance(inst, (bytes, bytearray)) or len(inst) != 6:
+        raise ValueError("instance-id must be 6 bytes")
+    out.extend(inst)
+
+
 class AttributeDescriptor(_Fields):
     FIELDS = ("class_id", "instance_id", "attribute_id")
 
     def __init__(self, class_id, instance_id, attribute_id):
         self.class_id = class_id
-        self.instance_id = bytes(instance_id)
+        self.instance_id = instance_id
         self.attribute_id = attribute_id
 
     def encode_into(self, out):
         _u16(out, self.class_id, "class-id")
-        if len(self.instance_id) != 6:
-            raise ValueError("instance-id must be 6 bytes")
-        out.extend(self.instance_id)
+        _instance_id(out, self.instance_id)
         _i8(out, self.attribute_id, "attribute-id")
 
     @staticmethod
@@ -341,14 +345,12 @@ class MethodDescriptor(_Fields):
 
     def __init__(self, class_id, instance_id, method_id):
         self.class_id = class_id
-        self.instance_id = bytes(instance_id)
+        self.instance_id = instance_id
         self.method_id = method_id
 
     def encode_into(self, out):
         _u16(out, self.class_id, "class-id")
-        if len(self.instance_id) != 6:
-            raise ValueError("instance-id must be 6 bytes")
-        out.extend(self.instance_id)
+        _instance_id(out, self.instance_id)
         _i8(out, self.method_id, "method-id")
 
     @staticmethod
