@@ -14,7 +14,7 @@ from emulator.strategies import xdlms as S
 from firmware.dlms import acse as fw_acse
 from firmware.dlms import apdu as fw
 
-SETTINGS = settings(max_examples=250, deadline=None,
+SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
