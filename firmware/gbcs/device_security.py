@@ -54,6 +54,7 @@ WRONG_SEQ_NUMBER = "authorising seq number is not the originator counter"
 WRONG_AUTHORISING_CELL = "authorising trust-anchor cell is not the originator's"
 TARGET_NOT_AUTHORISED = "replacement targets a cell this mode may not replace"
 NO_PENDING = "no future-dated credentials update is pending"
+PENDING_OF_ANOTHER = "another party's future-dated credentials update is pending"
 
 # CredentialsReplacementMode -> the roles whose cells it may replace (GBCS 13.3.2)
 _ALL_ROLES = (codes.ROLE_ROOT, codes.ROLE_RECOVERY, codes.ROLE_SUPPLIER,
@@ -273,6 +274,9 @@ class DeviceSecurity:
         when = command.execution_date_time
         if when is None:
             return credentials.encode_response(self._apply_credentials(command))
+        pending = self.pending_credentials
+        if pending is not None and pending["originator"] != _hex(message.originator):
+            raise GbcsRefusal(PENDING_OF_ANOTHER, codes.ALERT_SOURCE_NOT_AUTHORISED)
         if when == credentials.CANCEL_EXECUTION_DATE_TIME:
             self.pending_credentials = None
         else:

@@ -644,3 +644,38 @@ def test_update_needs_an_accepted_command(lab):
     with pytest.raises(GbcsRefusal):
         sec.update_credentials(message)                 # never went through accept_command
     assert sec.anchors.get(codes.ROLE_SUPPLIER).eui == SUPPLIER
+
+
+def test_only_the_scheduling_party_may_cancel_or_replace_a_pending_update(lab):
+    sec = lab.device()
+    payload = lab.change_of_supplier_payload(700)
+    command = credentials.parse_command(payload)
+    command.execution_date_time = "20300102000000Z"
+    future = lab.command(codes.CS02B_SUPPLIER_BY_TRANSCOS, 700, credentials.encode_command(command),
+                         TRANSCOS, lab.org(TRANSCOS).private_key)
+    sec.accept_command(future, "CS02bSupplierByTransCoS")
+    assert credentials.parse_response(sec.update_credentials(future)) is None
+    assert sec.pending_credentials_time() == "20300102000000Z"
+    # the old supplier tries to cancel it with a supplier-by-supplier command of its own
+    old = lab.pki.organisations[SUPPLIER]
+    control = credentials.Control(2, 40, credentials.CellId(codes.ROLE_SUPPLIER,
+                                                            codes.KEY_USAGE_DIGITAL_SIGNATURE))
+    cancel = credentials.UpdateCommand(control, [credentials.Replacement(
+        _der(old["ds"].certificate), credentials.CellId(codes.ROLE_SUPPLIER,
+                                                        codes.KEY_USAGE_DIGITAL_SIGNATURE))],
+        [_der(lab.pki.organisation_ca.certificate)], credentials.CANCEL_EXECUTION_DATE_TIME)
+    message = lab.command(codes.CS02B_SUPPLIER_BY_SUPPLIER, 40, credentials.encode_command(cancel),
+                          SUPPLIER, old["ds"].private_key)
+    sec.accept_command(message, "CS02bSupplierBySupplier")
+    with pytest.raises(GbcsRefusal) as refused:
+        sec.update_credentials(message)
+    assert refused.value.alert_code == codes.ALERT_SOURCE_NOT_AUTHORISED
+    assert sec.pending_credentials_time() == "20300102000000Z"
+    recipient, alert_code, alert_payload = sec.execute_pending_credentials()
+    assert recipient == TRANSCOS and alert_code == codes.ALERT_FUTURE_DATED_ACTIONED
+    assert sec.anchors.get(codes.ROLE_SUPPLIER).eui == NEW_SUPPLIER
+    alert = envelope.parse(sec.alert(alert_code, alert_payload, recipient,
+                                     message_code=codes.FUTURE_DATED_UPDATE_SECURITY_CREDENTIALS_ALERT))
+    assert security.verify_signature(CRYPTO, lab.pki.devices[ESME]["ds"].public_xy, alert)
+    host = gbcs_asn1.decode("cs02b_alert", alert.payload)
+    assert host.alert_code == codes.ALERT_FUTURE_DATED_ACTIONED
