@@ -116,7 +116,7 @@ class TrustAnchors:
             cell = self._cells[key]
             if cell.holds(eui):
                 found.append(cell)
-        found.sort(key=lambda c: c.cell)
+        found.sort(key=lambda c: (c.cell, c.role))   # MicroPython sort is not stable
         return found
 
     def roles_of(self, eui):
