@@ -328,10 +328,52 @@ def _enc_compact_array(out, payload, depth):
     if width == 0 and len(items):
         raise _bad(out, "compact-array elements of zero size cannot be counted")
     contents = bytearray()
-    for item in items:
-        _encode_described(contents, item, description)
+    layout = _fixed_layout(description)
+    try:
+        if layout is not None and layout[1] is not None and _all_ints(layout[1]):
+            _encode_int_rows(contents, items, description, layout)
+        else:
+            for item in items:
+                _encode_described(contents, item, description)
+    except AxdrError as e:
+        # offsets into the contents count from where their length will be written
+        raise AxdrError(len(out) + e.offset, e.reason)
     _encode_length_into(out, len(contents))
     out += contents
+
+
+def _all_ints(tags):
+    for tag in tags:
+        if tag not in _INTS:
+            return False
+    return True
+
+
+def _encode_int_rows(contents, items, description, layout):
+    """Structures of integers (the GB half-hourly layout): check each member, pack a
+    row in one call; anything unexpected goes through _encode_described (and its
+    error)."""
+    fmt, tags = layout
+    count = len(tags)
+    specs = [_INTS[tag] for tag in tags]
+    for item in items:
+        if type(item) is tuple and len(item) == 2 and item[0] == STRUCTURE:
+            members = item[1]
+            if type(members) is list and len(members) == count:
+                values = []
+                for i in range(count):
+                    member = members[i]
+                    if type(member) is not tuple or len(member) != 2 or member[0] != tags[i]:
+                        break
+                    value = member[1]
+                    spec = specs[i]
+                    if type(value) is not int or value < spec[2] or value > spec[3]:
+                        break
+                    values.append(value)
+                else:
+                    contents += pack(fmt, *values)
+                    continue
+        _encode_described(contents, item, description)
 
 
 def _encode_description(out, desc, depth):
@@ -605,10 +647,37 @@ def _dec_compact_array(buf, pos, end, depth):
     if width == 0 and size:
         raise AxdrError(pos, "compact-array elements of zero size cannot be counted")
     items = []
+    fixed = _fixed_layout(desc)
+    if fixed is not None and width and size % width == 0:
+        # every element is fixed-size: one unpack_from per element
+        fmt, tags = fixed
+        if tags is None:
+            for p in range(pos, stop, width):
+                items.append((desc, unpack_from(fmt, buf, p)[0]))
+        else:
+            for p in range(pos, stop, width):
+                items.append((STRUCTURE, list(zip(tags, unpack_from(fmt, buf, p)))))
+        return (desc, items), stop
     while pos < stop:
         value, pos = _decode_described(buf, pos, stop, desc)
         items.append(value)
     return (desc, items), stop
+
+
+def _fixed_layout(desc):
+    """(format, member tags) of a description made only of numbers unpackable in one
+    call (a simple number type, or a structure of them); None otherwise."""
+    if type(desc) is int:
+        fixed = _FIXED.get(desc)
+        return None if fixed is None else (fixed[0], None)
+    if desc[0] != STRUCTURE or not desc[1]:
+        return None
+    fmt = ">"
+    for member in desc[1]:
+        if type(member) is not int or member not in _FIXED:
+            return None
+        fmt += _FIXED[member][0][1]
+    return fmt, tuple(desc[1])
 
 
 def _decode_description(buf, pos, end, depth):

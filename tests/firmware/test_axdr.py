@@ -101,6 +101,12 @@ def test_compact_array_gb_half_hourly_layout():
                          A.double_long_unsigned(i)]) for i in range(2)]
     _both_ways(A.compact_array(desc, rows),
                "1302020606" + "10" + "5f5e100000000000" + "5f5e170800000001")
+    # a partial last row, and a member out of range, are errors with offsets
+    assert _decode_error(_h("1302020606" + "0c" + "5f5e100000000000" + "5f5e1708")).offset == 18
+    bad = rows + [A.structure([A.double_long_unsigned(1), A.double_long_unsigned(-1)])]
+    assert _encode_error(A.compact_array(desc, bad)).offset == 5 + 16 + 4
+    mismatched = rows + [A.structure([A.double_long_unsigned(1), A.long_unsigned(1)])]
+    _encode_error(A.compact_array(desc, mismatched))
 
 
 def test_compact_array_with_array_description_and_strings():
