@@ -1,7 +1,7 @@
 """GBCS ASN.1 payloads as declarative `construct` definitions (GBCS section 13).
 
-The host-side oracle for `firmware/gbcs/credentials.py` (CS02b) and the CS03/CS04
-join/unjoin payloads: written from the ASN.1 module, sharing no code with the firmware
+The host-side oracle for `firmware/gbcs/credentials.py` (CS02b), and the CS02e, CS03/CS04
+join/unjoin, CS06 activate-firmware and GCS28 set-time payloads: written from the ASN.1 module, sharing no code with the firmware
 reader, and held to the same fields and bytes on the RTDS vectors (tests/emulator/
 test_cs02.py). Tags (X.690 8.1.2): universal INTEGER 02, BIT STRING 03, OCTET STRING 04,
 NULL 05, ENUMERATED 0A, GeneralizedTime 18, SEQUENCE 30; context-specific [n] 80+n,
@@ -31,6 +31,7 @@ from construct import (
     Optional,
     Prefixed,
     RawCopy,
+    Select,
     Struct,
     Terminated,
     ValidationError,
@@ -132,6 +133,8 @@ class CertificateBytes(Adapter):
         return obj.data
 
     def _encode(self, obj, context, path):
+        if not isinstance(obj, (bytes, bytearray)) or obj[:1] != b"\x30":
+            raise ValidationError("a certificate is its DER bytes", path=path)
         return {"data": bytes(obj)}
 
 
@@ -224,6 +227,41 @@ JoinDeviceResponse = Integer()           # codes.JOIN_RESPONSES
 UnjoinDeviceCommand = OctetString         # the entity id
 UnjoinDeviceResponse = Integer()          # codes.UNJOIN_RESPONSES
 
+# -- CS02e provide device certificate (GBCS 13.3.2.5) -----------------------------------------
+ProvideDeviceCertificateCommand = Der(0x30, Struct(
+    "key_usage" / Der(0x03, KeyUsageBody(GreedyBytes))))
+# the certificate, or a response code (1 invalid key usage, 2 no certificate held,
+# 3 certificate retrieval failure)
+ProvideDeviceCertificateResponse = Select(Certificate, Integer())
+
+# -- CS06 activate firmware (GBCS 13.3.5) -------------------------------------------------------
+ActivateFirmwareOutcome = Der(0x30, Struct(
+    "response_code" / Integer(),                 # 0 success, 1 no image, 2 hash mismatch, 3 failure
+    "firmware_version" / OctetString,
+))
+ActivateFirmwareCommand = Der(0x30, Struct(
+    "image_hash" / OctetString,
+    "originator_counter" / Integer(),
+    "execution_date_time" / Optional(GeneralizedTime),
+))
+ActivateFirmwareResponse = Select(Null, ActivateFirmwareOutcome)
+ActivateFirmwareAlert = Der(0x30, Struct(
+    "alert_code" / Integer(),
+    "execution_date_time" / GeneralizedTime,
+    "originator_counter" / Integer(),
+    "outcome" / ActivateFirmwareOutcome,
+))
+
+# -- GCS28 set time on the GSME (GBCS 13.3.6) -------------------------------------------------
+SetTimeCommand = Der(0x30, Struct(
+    "validity_start" / GeneralizedTime,
+    "validity_end" / GeneralizedTime,
+))
+SetTimeResponse = Der(0x30, Struct(
+    "device_time" / GeneralizedTime,
+    "time_status" / Integer(),                   # 0 reliable, 1 invalid, 2 unreliable
+))
+
 PAYLOADS = {
     "cs02b_command": UpdateSecurityCredentials,
     "cs02b_response": UpdateSecurityCredentialsResponse,
@@ -232,6 +270,13 @@ PAYLOADS = {
     "join_response": JoinDeviceResponse,
     "unjoin_command": UnjoinDeviceCommand,
     "unjoin_response": UnjoinDeviceResponse,
+    "cs02e_command": ProvideDeviceCertificateCommand,
+    "cs02e_response": ProvideDeviceCertificateResponse,
+    "cs06_command": ActivateFirmwareCommand,
+    "cs06_response": ActivateFirmwareResponse,
+    "cs06_alert": ActivateFirmwareAlert,
+    "gcs28_command": SetTimeCommand,
+    "gcs28_response": SetTimeResponse,
 }
 
 

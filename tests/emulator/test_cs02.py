@@ -72,6 +72,11 @@ def _kind(message):
         return {1: "join_command", 2: "join_response"}[message.cra_flag]
     if code in (codes.CS04AC, codes.CS04B):
         return {1: "unjoin_command", 2: "unjoin_response"}[message.cra_flag]
+    simple = {codes.CS02E: "cs02e", codes.CS06: "cs06", codes.GCS28: "gcs28"}
+    if code in simple:
+        return simple[code] + {1: "_command", 2: "_response"}[message.cra_flag]
+    if code == codes.FUTURE_DATED_FIRMWARE_ACTIVATION_ALERT:
+        return "cs06_alert"
     return None
 
 
@@ -168,6 +173,18 @@ def test_rtds_asn1_payloads_agree_in_both_codecs(path, message):
     elif kind == "unjoin_response":
         assert host in codes.UNJOIN_RESPONSES
         assert (host == 0) == ("_SUCCESS_" in path.name)
+    elif kind == "cs02e_response" and "_SUCCESS_" in path.name:
+        reference = x509.load_der_x509_certificate(host)
+        assert smki.hardware_module_eui(reference) == message.originator
+    elif kind == "gcs28_response":
+        assert (host.time_status == 0) == ("_SUCCESS_" in path.name)
+    elif kind == "cs06_alert":
+        assert host.alert_code == int(path.name.split("_")[2], 16)
+        outcome = "ERROR" if "_ERROR_" in path.name else "SUCCESS"
+        command = envelope.parse(_load(path.parent / f"CS06_11.3_FUTURE_DATED_{outcome}_COMMAND_GBCS.HEX"))
+        scheduled = gbcs_asn1.decode("cs06_command", command.payload)
+        assert host.originator_counter == scheduled.originator_counter
+        assert host.execution_date_time == scheduled.execution_date_time
     elif kind == "cs02b_alert":
         alert_code, when, ours = credentials.parse_alert(message.payload)
         assert (alert_code, when) == (host.alert_code, host.execution_date_time)
@@ -183,6 +200,9 @@ def test_rtds_asn1_vectors_cover_the_cs02b_and_join_variants():
     assert kinds["cs02b_command"] >= {0x0102, 0x0103, 0x0104, 0x0105, 0x0107}
     assert 0x0109 in kinds["cs02b_response"]
     assert "join_command" in kinds and "unjoin_command" in kinds
+    for kind in ("cs02e_response", "cs06_command", "cs06_response", "cs06_alert",
+                 "gcs28_command", "gcs28_response"):
+        assert kind in kinds, kind
 
 
 def test_rtds_certificates_chain_to_the_path_certificate():
