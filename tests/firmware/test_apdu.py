@@ -347,3 +347,16 @@ def test_encode_range_checks():
         except ValueError:
             continue
         raise AssertionError("encoded out-of-range %r" % apdu_obj)
+
+
+def test_encode_into_appends_behind_a_header():
+    out = bytearray(b"\xe6\xe7\x00")  # an LLC header already in the frame buffer
+    resp = SetResponseNormal(0xC1, 0)
+    resp.encode_into(out)
+    assert bytes(out) == b"\xe6\xe7\x00" + resp.encode()
+
+
+def test_decode_accepts_bytearray_and_memoryview():
+    raw = GetRequestNext(0xC1, 7).encode()
+    assert decode_apdu(bytearray(raw)) == GetRequestNext(0xC1, 7)
+    assert decode_apdu(memoryview(raw)) == GetRequestNext(0xC1, 7)
