@@ -3,7 +3,9 @@ the same fields give the same bytes, each parses the other's output, and what on
 rejects the other rejects too (ARCHITECTURE.md principle 3)."""
 
 import pytest
+from gurux_dlms import GXByteBuffer, GXDLMSTranslator
 from gurux_dlms._GXFCS16 import _GXFCS16
+from gurux_dlms.enums import TranslatorOutputType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +17,7 @@ from firmware import wrapper as fw_wrapper
 from firmware.hdlc import crc as fw_crc
 from firmware.hdlc import frame as fw
 from firmware.hdlc.parameters import LinkParameters, decode_parameters
+from firmware.hdlc.station import HdlcStation
 
 FW_KINDS = {name: kind for kind, name in fw.KIND_NAMES.items()}
 
@@ -186,3 +189,52 @@ def test_malformed_wpdus_make_both_codecs_raise(raw):
         wrapper_codec.parse_wpdu(raw)
     assert ours.value.offset == theirs.value.offset
     assert isinstance(theirs.value, CodecError)
+
+
+# -- Gurux reads what the station sends ---------------------------------------------------
+
+def _station_session(address, answer_size):
+    """Every kind of frame the station emits, from one scripted session."""
+    station = HdlcStation(on_apdu=lambda apdu, sap: b"\xc4\x01\xc1\x00\x09\x82"
+                          + answer_size.to_bytes(2, "big") + bytes(answer_size))
+    client = (0x10, 1)
+
+    def send(control, info=b""):
+        return station.receive(fw.HdlcFrame(control, address, client, info).encode())
+
+    out = [send(fw.u_control(fw.SNRM, True)),
+           send(fw.i_control(0, 0, True), b"\xe6\xe6\x00\xc0\x01\xc1\x00\x08\x00\x00\x01\x00"
+                                          b"\x00\xff\x02\x00")]
+    ns = 1
+    while fw.parse_frame(out[-1]).segmented:
+        out.append(send(fw.s_control(fw.RR, ns, True)))
+        ns = (ns + 1) & 7
+    out.append(send(fw.s_control(fw.RR, ns, True)))          # nothing left: RR
+    out.append(send(fw.s_control(fw.REJ, ns, True)))         # FRMR
+    out.append(send(fw.u_control(fw.DISC, True)))            # UA
+    out.append(send(fw.u_control(fw.DISC, True)))            # DM
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from([(1, 1), (1 << 7 | 0x10, 2), (1 << 14 | 0x10, 4)]),
+       st.integers(0, 600))
+def test_every_frame_the_station_emits_parses_in_gurux_translator(address, answer_size):
+    translator = GXDLMSTranslator(TranslatorOutputType.SIMPLE_XML)
+    frames = _station_session(address, answer_size)
+    kinds = [fw.KIND_NAMES[fw.parse_frame(raw).kind] for raw in frames]
+    assert kinds[0] == "UA" and kinds[-3:] == ["FRMR", "UA", "DM"]
+    for raw in frames:
+        xml = translator.messageToXml(GXByteBuffer(raw))
+        assert '<FrameType Value="%02X" />' % raw[_control_at(raw)] in xml
+        assert '<TargetAddress Value="10" />' in xml
+
+
+def _control_at(raw):
+    """Index of the control byte: after the format field and both addresses."""
+    i = 3
+    for _ in range(2):
+        while not raw[i] & 1:
+            i += 1
+        i += 1
+    return i
