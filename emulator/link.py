@@ -234,7 +234,11 @@ class HdlcPrimary:
 
     def _on_ua(self, frame, events):
         if self.state == CONNECTING:
-            server = codec.parse_parameters(frame.info)
+            try:
+                server = codec.parse_parameters(frame.info)
+            except codec.HdlcCodecError as err:
+                events.append(LinkError("UA parameters: %s" % err))
+                return b""
             # the server's transmit is our receive and the other way round
             self.parameters = dict(max_info_transmit=server["max_info_receive"],
                                    max_info_receive=server["max_info_transmit"],

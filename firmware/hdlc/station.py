@@ -28,9 +28,8 @@ next. The LLC header (IEC 62056-46 §5, E6 E6 00 in requests, E6 E7 00 in respon
 part of the segmented message, so it travels in the first segment only.
 """
 
-from firmware.hdlc.frame import (DISC, DM, FRMR, I, NO_STATION, REJ, RNR, RR, SNRM, SREJ,
-                                 UA, UI, HdlcError, HdlcFrame, i_control, s_control,
-                                 u_control)
+from firmware.hdlc.frame import (DISC, DM, FRMR, I, NO_STATION, RNR, RR, SNRM, UA, UI,
+                                 HdlcError, HdlcFrame, i_control, s_control, u_control)
 from firmware.hdlc.parameters import LinkParameters, decode_parameters
 from firmware.hdlc.reader import FrameReader
 
@@ -185,7 +184,8 @@ class HdlcStation:
         return self._rejecting(frame, REJECT_V)
 
     def _rejecting(self, frame, reasons):
-        self._frmr_info = bytes((frame.control, self._vr << 5 | self._vs << 1, reasons))
+        if self.state != FRAME_REJECT:      # the condition repeats its first FRMR
+            self._frmr_info = bytes((frame.control, self._vr << 5 | self._vs << 1, reasons))
         return REJECT
 
     def _valid_nr(self, nr):

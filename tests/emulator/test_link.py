@@ -294,3 +294,12 @@ def test_wrapper_endpoint_survives_any_input_and_then_serves_a_client(chunks, se
     conn = LinkConnection(WrapperClient(0x10, 1), DeviceStream(endpoint, seed), timeout=0.05)
     conn.open()
     assert conn.request(b"\xc0\x01\xc1") == b"\xc4\xc0\x01\xc1"
+
+
+def test_garbled_ua_parameters_are_a_link_error():
+    primary = HdlcPrimary()
+    primary.connect()
+    ua = codec.build_frame(codec.control("UA"), CLIENT, SERVER, b"\x81\x80\x09\x05")
+    events, _ = primary.receive(ua)
+    assert len(events) == 1 and "UA parameters" in events[0].reason
+    assert primary.state != "connected"

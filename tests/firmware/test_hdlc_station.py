@@ -4,7 +4,7 @@ A stand-in upper layer records each APDU and answers with a reply chosen per tes
 """
 
 from firmware.hdlc.frame import (DISC, DM, FRMR, I, REJ, RNR, RR, SNRM, UA, UI, HdlcFrame,
-                                 i_control, parse_frame, s_control, u_control)
+                                 i_control, s_control, u_control)
 from firmware.hdlc.parameters import LinkParameters, decode_parameters
 from firmware.hdlc.reader import FrameReader
 from firmware.hdlc.station import FRAME_REJECT, NDM, NRM, HdlcStation
@@ -280,6 +280,7 @@ def test_frmr_for_an_unsupported_control_field_then_until_snrm():
     assert info[0] == s_control(REJ, 0, True) and info[2] == 0x01      # W
     assert station.state == FRAME_REJECT
     assert _frmr(_request(station, 0, 0, b"\xc0")) == info          # repeated, not acted on
+    assert _frmr(_request(station, 5, 5, b"\xc0")) == info          # the first reason stays
     assert upper.apdus == []
     _connect(station)
     assert station.state == NRM
@@ -340,7 +341,7 @@ def test_bad_snrm_parameters():
 def test_frames_with_bad_checksums_are_ignored():
     station, upper = _station()
     _connect(station)
-    raw = bytearray(HdlcFrame(i_control(0, 0, True), SERVER, CLIENT, LLC_REQUEST + b"\xc0").encode())
+    raw = HdlcFrame(i_control(0, 0, True), SERVER, CLIENT, LLC_REQUEST + b"\xc0").encode()
     bad_fcs = bytearray(raw)
     bad_fcs[-2] ^= 0xFF
     bad_hcs = bytearray(raw)
