@@ -9,19 +9,15 @@ by ``firmware.dlms.apdu`` ``fields()`` / ``emulator.codec.xdlms.decode_apdu``:
   ``ACSE_STRATEGIES[pdu]`` gives one.
 - ``initiate_pdus()`` -> ``{"pdu": "initiate_request"|"initiate_response"|
   "confirmed_service_error", ...}`` (the xDLMS PDUs inside user-information).
-- ``data_values()`` -> A-XDR Data in the tuple model (CORE_INTERFACES.md 1), kept small.
+- ``data_values()`` -> A-XDR Data in the tuple model (CORE_INTERFACES.md 1), from
+  ``emulator.strategies.axdr``, kept small.
 - ``mutated(bytes_strategy)`` -> the bytes with one random mutation: truncation, a
   changed, inserted or deleted byte, or garbage appended (for bad-input tests).
 """
 
 from hypothesis import strategies as st
 
-# A-XDR Data tags (Blue Book "Data" CHOICE)
-NULL_DATA, ARRAY, STRUCTURE, BOOLEAN, BIT_STRING = 0, 1, 2, 3, 4
-DOUBLE_LONG, DOUBLE_LONG_UNSIGNED, OCTET_STRING, VISIBLE_STRING = 5, 6, 9, 10
-UTF8_STRING, BCD = 12, 13
-INTEGER, LONG, UNSIGNED, LONG_UNSIGNED, LONG64, LONG64_UNSIGNED, ENUM = 15, 16, 17, 18, 20, 21, 22
-FLOAT32, FLOAT64, DATE_TIME, DATE, TIME, DONT_CARE = 23, 24, 25, 26, 27, 255
+from emulator.strategies import axdr as axdr_strategies
 
 u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)
@@ -29,54 +25,10 @@ u32 = st.integers(0, 0xFFFFFFFF)
 i8 = st.integers(-128, 127)
 
 
-def _tagged(tag, payload):
-    return payload.map(lambda p: (tag, p))
-
-
-def _bit_strings():
-    def build(count, data):
-        nbytes = (count + 7) // 8
-        raw = bytearray(data[:nbytes].ljust(nbytes, b"\x00"))
-        if count % 8:
-            raw[-1] &= (0xFF << (8 - count % 8)) & 0xFF   # unused trailing bits are 0
-        return (count, bytes(raw))
-    return st.builds(build, st.integers(0, 40), st.binary(min_size=5, max_size=5))
-
-
-def simple_data():
-    return st.one_of(
-        st.just((NULL_DATA, None)),
-        _tagged(BOOLEAN, st.booleans()),
-        _tagged(BIT_STRING, _bit_strings()),
-        _tagged(DOUBLE_LONG, st.integers(-2 ** 31, 2 ** 31 - 1)),
-        _tagged(DOUBLE_LONG_UNSIGNED, u32),
-        _tagged(OCTET_STRING, st.binary(max_size=40)),
-        _tagged(VISIBLE_STRING, st.binary(max_size=20).map(lambda b: bytes(x & 0x7F for x in b))),
-        _tagged(INTEGER, i8),
-        _tagged(LONG, st.integers(-2 ** 15, 2 ** 15 - 1)),
-        _tagged(UNSIGNED, u8),
-        _tagged(LONG_UNSIGNED, u16),
-        _tagged(LONG64, st.integers(-2 ** 63, 2 ** 63 - 1)),
-        _tagged(ENUM, u8),
-        _tagged(FLOAT32, st.floats(width=32, allow_nan=False)),
-        _tagged(FLOAT64, st.floats(allow_nan=False)),
-        _tagged(DATE_TIME, st.binary(min_size=12, max_size=12)),
-        _tagged(UTF8_STRING, st.text(max_size=10).map(lambda t: t.encode("utf-8"))),
-        _tagged(BCD, u8),
-        _tagged(LONG64_UNSIGNED, st.integers(0, 2 ** 64 - 1)),
-        _tagged(DATE, st.binary(min_size=5, max_size=5)),
-        _tagged(TIME, st.binary(min_size=4, max_size=4)),
-        st.just((DONT_CARE, None)),
-    )
-
-
 def data_values():
-    return st.recursive(
-        simple_data(),
-        lambda inner: st.one_of(_tagged(STRUCTURE, st.lists(inner, max_size=4)),
-                                _tagged(ARRAY, st.lists(inner, max_size=4))),
-        max_leaves=8,
-    )
+    """Data values from the A-XDR strategies (every type, compact-arrays included),
+    kept small: an APDU holds several of them."""
+    return axdr_strategies.data_values(max_leaves=6)
 
 
 # ---------------------------------------------------------------- APDU building blocks
