@@ -22,6 +22,7 @@ from construct import (
     Construct,
     ConstructError,
     Enum,
+    ExprValidator,
     FixedSized,
     GreedyBytes,
     Int16ub,
@@ -75,7 +76,9 @@ class BerLength(Construct):
 
 ber_length = BerLength()
 
-CraFlag = Enum(Byte, command=1, response=2, alert=3)
+# construct's Enum lets unknown numbers through; GBCS defines only these three
+CraFlag = ExprValidator(Enum(Byte, command=1, response=2, alert=3),
+                        lambda obj, ctx: int(obj) in (1, 2, 3))
 
 OtherInformation = Struct(
     "message_code" / Int16ub,
