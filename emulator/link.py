@@ -359,7 +359,11 @@ class LinkFailure(Exception):
 
 
 class LinkConnection:
-    """Drives a sans-IO link over a blocking stream: one request, one answer."""
+    """Drives a sans-IO link over a blocking stream: one request, one answer.
+
+    `timeout` is how long the peer may stay silent (each received byte restarts it);
+    after it the link's `retransmit()` is sent, up to `retries` times.
+    """
 
     def __init__(self, link, stream, timeout=3.0, retries=2):
         self.link = link
@@ -416,10 +420,10 @@ class LinkConnection:
             data = self.stream.read(4096, left)
             if not data:
                 continue
+            deadline = time.monotonic() + self.timeout     # a time-out is silence, not size
             events, out = self.link.receive(data)
             if out:
                 self.stream.write(out)
-                deadline = time.monotonic() + self.timeout     # progress: segments flow
             for event in events:
                 if isinstance(event, wanted):
                     return event
