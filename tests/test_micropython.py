@@ -36,16 +36,31 @@ def run_firmware_tests(*modules):
         cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300)
 
 
+def _summary(result):
+    found = re.search(r"^(\d+) passed, (\d+) failed$", result.stdout, re.M)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
 def test_firmware_tests_pass_under_micropython():
-    result = run_firmware_tests()
-    output = result.stdout + result.stderr
-    summary = re.search(r"^(\d+) passed, (\d+) failed$", result.stdout, re.M)
-    assert summary, "no summary line from mp_runner:\n" + output
-    passed, failed = int(summary.group(1)), int(summary.group(2))
-    assert result.returncode == 0 and failed == 0, output
-    assert passed > 0, output
-    discovered = sorted(p.stem for p in FIRMWARE_TESTS.glob("test_*.py"))
-    assert discovered, "no firmware tests found"
+    """Each test module runs in its own micropython process: a fresh 2 MB heap per
+    module, as a board boots per suite, so one module's garbage cannot starve another."""
+    modules = sorted(p.stem for p in FIRMWARE_TESTS.glob("test_*.py"))
+    assert modules, "no firmware tests found"
+    total, problems = 0, []
+    for module in modules:
+        result = run_firmware_tests(module)
+        summary = _summary(result)
+        if summary is None:
+            problems.append("%s: no summary line\n%s%s" % (module, result.stdout, result.stderr))
+            continue
+        passed, failed = summary
+        total += passed
+        if result.returncode != 0 or failed or not passed:
+            problems.append("%s: %d passed, %d failed\n%s%s" % (
+                module, passed, failed, result.stdout, result.stderr))
+    assert not problems, "\n".join(problems)
+    print("\nMicroPython: %d firmware tests passed in %d modules" % (total, len(modules)))
+    assert total > 0
 
 
 def test_mpy_cross_compiles_every_firmware_module(tmp_path):
