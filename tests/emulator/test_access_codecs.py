@@ -101,7 +101,7 @@ def _without_encodings(fields):
 
 # ---------------------------------------------------------------- properties
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.one_of(requests().map(lambda f: ("AccessRequest", f)),
                  responses().map(lambda f: ("AccessResponse", f))))
 def test_both_codecs_build_the_same_bytes_and_read_each_other(named):
