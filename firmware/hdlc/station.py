@@ -75,7 +75,7 @@ _TRANSITIONS = {
 # does not act on.
 _OTHERWISE = {
     NDM: ("_on_disconnected_command", NDM),
-    NRM: ("_on_reject", FRAME_REJECT),   # only REJ/SREJ/U kinds reach here: W
+    NRM: ("_on_reject", FRAME_REJECT),   # a safety net: _classify names every kind
     FRAME_REJECT: ("_on_repeat_reject", FRAME_REJECT),
 }
 
@@ -103,6 +103,8 @@ class HdlcStation:
         self.client_address = None      # the client of the current link
         self.upper_error = None         # last exception raised by on_apdu
         self.internal_error = None      # last unexpected exception inside receive
+        self._peer = None               # addresses of the frame being answered, so the
+        self._local = None              # answer uses the size the client chose
         self._reset_link()
 
     # -- bytes in, bytes out ------------------------------------------------------

@@ -303,3 +303,28 @@ def test_garbled_ua_parameters_are_a_link_error():
     events, _ = primary.receive(ua)
     assert len(events) == 1 and "UA parameters" in events[0].reason
     assert primary.state != "connected"
+
+
+@settings(max_examples=100, deadline=None)
+@given(request_size=st.integers(0, 2500), answer_size=st.integers(0, 4000),
+       station_info=st.integers(16, 600), client_info=st.integers(16, 600),
+       station_window=st.integers(1, 7), client_window=st.integers(1, 7),
+       address_size=st.sampled_from([1, 2, 4]), seed=st.integers(0, 1000))
+def test_any_sizes_and_parameters_round_trip(request_size, answer_size, station_info,
+                                             client_info, station_window, client_window,
+                                             address_size, seed):
+    rng = random.Random(seed)
+    answer = bytes(rng.randrange(256) for _ in range(answer_size))
+    conn, station, upper = _hdlc(
+        Upper(reply=lambda apdu: answer), seed=seed, address_size=address_size,
+        station_kwargs=dict(max_info_length=station_info, window_size=station_window,
+                            max_apdu_size=4096))
+    params = conn.open(dict(max_info_transmit=client_info, max_info_receive=client_info,
+                            window_transmit=client_window, window_receive=client_window))
+    assert params["max_info_transmit"] == min(station_info, client_info)
+    assert params["window_receive"] == min(station_window, client_window)
+    request = bytes(rng.randrange(256) for _ in range(request_size))
+    assert conn.request(request) == (answer or None)
+    assert upper.apdus == [(request, 0x10)]
+    conn.close()
+    assert station.internal_error is None and station.upper_error is None
