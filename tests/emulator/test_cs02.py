@@ -699,3 +699,23 @@ def test_only_the_scheduling_party_may_cancel_or_replace_a_pending_update(lab):
     assert security.verify_signature(CRYPTO, lab.pki.devices[ESME]["ds"].public_xy, alert)
     host = gbcs_asn1.decode("cs02b_alert", alert.payload)
     assert host.alert_code == codes.ALERT_FUTURE_DATED_ACTIONED
+
+
+_CERTIFICATES = [r.certificate for payload in _CS02B_PAYLOADS[:2]
+                 for r in credentials.parse_command(payload).replacements]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_CERTIFICATES), st.integers(0, 600), st.integers(1, 255), st.booleans())
+def test_mutated_certificates_parse_or_raise_asn1_error(cert, where, flip, truncate):
+    where %= len(cert)
+    data = cert[:where] if truncate else cert[:where] + bytes([cert[where] ^ flip]) + cert[where + 1:]
+    try:
+        parsed = credentials.parse_certificate(data)
+    except Asn1Error as exc:
+        assert 0 <= exc.offset <= len(data)
+        return
+    # what still parses keeps the fields' shapes the device relies on
+    assert parsed.public_key is None or len(parsed.public_key) == 64
+    assert parsed.subject_eui is None or len(parsed.subject_eui) == 8
+    assert len(parsed.signature) == 64
