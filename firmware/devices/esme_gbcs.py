@@ -7,7 +7,8 @@ docs/GBCS_INTERFACES.md section 4. Never raises. In order:
 1. the envelope is parsed (`firmware.gbcs.envelope`); a message that does not parse is
    dropped: nothing in it can be trusted, not even whom to answer;
 2. `security.accept_command` checks recipient, role, counter, signature and MAC; a
-   refusal raises its alert (to the originator) or stays silent, and changes nothing;
+   refusal raises its alert (to the originator when it is a known remote party, else
+   to the ACB) or stays silent, and changes nothing but the alert counter;
 3. the payload must be a DLMS ACCESS request (`firmware.dlms.access`) whose
    long-invoke-id carries the command's counter (GBCS 7.2.x); otherwise alert 0x8F1E
    (integrity check of content or format failed);
@@ -389,14 +390,23 @@ class EsmeGbcs:
         try:
             self.security.accept_command(message)
         except GbcsRefusal as refusal:
-            return self._alert(refusal.alert_code, message.originator, now)
+            return self._alert(refusal.alert_code, self._alert_recipient(message), now)
         try:
             return self._run(message, now)
         except GbcsRefusal:
             return []
 
+    def _alert_recipient(self, message):
+        """A refused command's originator when it is a known remote party; otherwise
+        (an unknown or forged originator) the ACB, never an address the sender chose."""
+        anchors = self.security.anchors
+        if anchors.find(message.originator):
+            return bytes(message.originator)
+        acb = anchors.get(codes.ROLE_ACB)
+        return None if acb is None else acb.eui
+
     def _alert(self, alert_code, recipient, now):
-        if alert_code is None:
+        if alert_code is None or recipient is None:
             return []
         counter = self.security.next_alert_counter()
         stamp = cdt.datetime_bytes(now)
