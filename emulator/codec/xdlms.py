@@ -22,8 +22,8 @@ import io
 import struct
 
 from construct import (
-    Adapter, Bytes, Check, Construct, ConstructError, Error, FocusedSeq,
-    If, Int8sb, Int8ub, Int16ub, Int32ub, OneOf, PrefixedArray,
+    Adapter, Bytes, Check, Construct, ConstructError, FocusedSeq,
+    If, Int8sb, Int8ub, Int16ub, Int32ub,
     Rebuild, Struct, Switch, ValidationError, len_, stream_read, stream_write, this,
 )
 
@@ -68,6 +68,16 @@ def _fixed(con):
     return CheckedFixed(con)
 
 
+def _length(stream, context, path):
+    """An A-XDR length; a bad prefix is reported at the prefix, not after it."""
+    start = stream.tell()
+    try:
+        return Length._parsereport(stream, context, path)
+    except ConstructError:
+        stream.seek(start)
+        raise
+
+
 class DataValue(Adapter):
     """A-XDR Data in the firmware tuple model."""
 
@@ -91,7 +101,7 @@ class OctetString(Construct):
 
     def _parse(self, stream, context, path):
         start = stream.tell()
-        n = Length._parsereport(stream, context, path)
+        n = _length(stream, context, path)
         try:
             return stream_read(stream, n, path)
         except ConstructError:
@@ -116,6 +126,7 @@ class StrictBoolean(Construct):
     def _parse(self, stream, context, path):
         b = stream_read(stream, 1, path)[0]
         if b > 1:
+            stream.seek(stream.tell() - 1)
             raise ValidationError("boolean must be 0 or 1, got %d" % b, path=path)
         return b == 1
 
@@ -131,7 +142,79 @@ class StrictBoolean(Construct):
 
 Bool01 = StrictBoolean()
 
-InvokeIdAndPriority = _fixed(Int8ub)            # Green Book 9.5 Invoke-Id-And-Priority
+U8 = _fixed(Int8ub)
+U32 = _fixed(Int32ub)
+
+
+class BoundedArray(Construct):
+    """SEQUENCE OF: an A-XDR count, then the items. A count that cannot fit in the bytes
+    left (each item takes at least ``min_size``) is refused before reading any item."""
+
+    def __init__(self, subcon, min_size):
+        super().__init__()
+        self.subcon = subcon
+        self.min_size = min_size
+
+    def _parse(self, stream, context, path):
+        start = stream.tell()
+        count = _length(stream, context, path)
+        left = len(stream.getbuffer()) - stream.tell()
+        if count * self.min_size > left:
+            stream.seek(start)
+            raise ValidationError("count %d cannot fit in the %d bytes left" % (count, left),
+                                  path=path)
+        return [self.subcon._parsereport(stream, context, path) for _ in range(count)]
+
+    def _build(self, obj, stream, context, path):
+        Length._build(len(obj), stream, context, path)
+        for item in obj:
+            self.subcon._build(item, stream, context, path)
+        return obj
+
+
+class Enumerated(Construct):
+    """One octet restricted to known values (a CHOICE tag or an ENUMERATED); an unknown
+    value is reported at its own offset, by name."""
+
+    def __init__(self, what, values):
+        super().__init__()
+        self.what = what
+        self.values = frozenset(values)
+
+    def _parse(self, stream, context, path):
+        value = stream_read(stream, 1, path)[0]
+        if value not in self.values:
+            stream.seek(stream.tell() - 1)
+            raise ValidationError("unknown %s %d" % (self.what, value), path=path)
+        return value
+
+    def _build(self, obj, stream, context, path):
+        if obj not in self.values:
+            raise ValidationError("unknown %s %r" % (self.what, obj), path=path)
+        stream_write(stream, bytes((obj,)), 1, path)
+        return obj
+
+    def _sizeof(self, context, path):
+        return 1
+
+
+class Unknown(Construct):
+    """The default of a CHOICE Switch: names the tag that selected nothing, at its offset."""
+
+    def __init__(self, what, key):
+        super().__init__()
+        self.what = what
+        self.key = key
+
+    def _parse(self, stream, context, path):
+        stream.seek(stream.tell() - 1)
+        raise ValidationError("unknown %s 0x%02x" % (self.what, context[self.key]), path=path)
+
+    def _build(self, obj, stream, context, path):
+        raise ValidationError("unknown %s %r" % (self.what, context.get(self.key)), path=path)
+
+
+InvokeIdAndPriority = U8                         # Green Book 9.5 Invoke-Id-And-Priority
 LongInvokeIdAndPriority = _fixed(Int32ub)
 
 # Cosem-Attribute-Descriptor ::= SEQUENCE { class-id Unsigned16, instance-id
@@ -143,7 +226,7 @@ CosemMethodDescriptor = _fixed(Struct(
 
 # The head of DataBlock-G and DataBlock-SA: last-block BOOLEAN, block-number Unsigned32
 BlockHeader = _fixed(Struct("last_block" / Bool01, "block_number" / Int32ub))
-BlockNumber = _fixed(Int32ub)
+BlockNumber = U32
 
 
 def AxdrOptional(subcon):
@@ -159,25 +242,27 @@ def Choice2(name0, con0, name1, con1):
     """A two-way CHOICE [0]/[1] as two fields of which exactly one is not None."""
     return Struct(
         # 0 when the first alternative is present (a construct expression, compilable)
-        "choice" / Rebuild(OneOf(Int8ub, (0, 1)), this[name0] == None),  # noqa: E711
+        "choice" / Rebuild(Enumerated("%s choice" % name0.replace("_", "-"), (0, 1)),
+                           this[name0] == None),  # noqa: E711
         name0 / If(this.choice == 0, con0),
         name1 / If(this.choice == 1, con1),
     )
 
 
 # Selective-Access-Descriptor ::= SEQUENCE { access-selector Unsigned8, access-parameters Data }
-SelectiveAccess = Struct("access_selector" / Int8ub, "access_parameters" / Data)
+SelectiveAccess = Struct("access_selector" / U8, "access_parameters" / Data)
 AccessSelection = AxdrOptional(SelectiveAccess)
 
 DescriptorWithSelection = Struct(
     "cosem_attribute_descriptor" / CosemAttributeDescriptor,
     "access_selection" / AccessSelection,
 )
-DescriptorList = PrefixedArray(Length, DescriptorWithSelection)
+# each Cosem-Attribute-Descriptor-With-Selection is at least 10 bytes (9 + presence octet)
+DescriptorList = BoundedArray(DescriptorWithSelection, 10)
 
 # Get-Data-Result ::= CHOICE { data [0] Data, data-access-result [1] Data-Access-Result }
-GetDataResult = Choice2("data", Data, "data_access_result", Int8ub)
-DataAccessResult = Int8ub
+DataAccessResult = U8
+GetDataResult = Choice2("data", Data, "data_access_result", DataAccessResult)
 
 # ---------------------------------------------------------------- GET (C0 / C4)
 
@@ -207,7 +292,7 @@ GetResponseWithDatablock = Struct(
 )
 GetResponseWithList = Struct(
     "invoke_id_and_priority" / InvokeIdAndPriority,
-    "result" / PrefixedArray(Length, GetDataResult),
+    "result" / BoundedArray(GetDataResult, 2),
 )
 
 # ---------------------------------------------------------------- SET (C1 / C5)
@@ -234,7 +319,7 @@ SetRequestWithDatablock = Struct(
 SetRequestWithList = Struct(
     "invoke_id_and_priority" / InvokeIdAndPriority,
     "attribute_descriptor_list" / DescriptorList,
-    "value_list" / PrefixedArray(Length, Data),
+    "value_list" / BoundedArray(Data, 1),
 )
 SetRequestWithListAndFirstDatablock = Struct(
     "invoke_id_and_priority" / InvokeIdAndPriority,
@@ -257,12 +342,12 @@ SetResponseLastDatablock = Struct(
 )
 SetResponseLastDatablockWithList = Struct(
     "invoke_id_and_priority" / InvokeIdAndPriority,
-    "result" / PrefixedArray(Length, DataAccessResult),
+    "result" / BoundedArray(DataAccessResult, 1),
     "block_number" / BlockNumber,
 )
 SetResponseWithList = Struct(
     "invoke_id_and_priority" / InvokeIdAndPriority,
-    "result" / PrefixedArray(Length, DataAccessResult),
+    "result" / BoundedArray(DataAccessResult, 1),
 )
 
 # ---------------------------------------------------------------- ACTION (C3 / C7)
@@ -276,7 +361,7 @@ ActionRequestNormal = Struct(
 #   return-parameters Get-Data-Result OPTIONAL }
 ActionResponseNormal = Struct(
     "invoke_id_and_priority" / InvokeIdAndPriority,
-    "result" / Int8ub,
+    "result" / U8,
     "return_parameters" / AxdrOptional(GetDataResult),
 )
 
@@ -285,9 +370,9 @@ ActionResponseNormal = Struct(
 # ExceptionResponse ::= SEQUENCE { state-error [0] ENUMERATED, service-error [1] CHOICE }
 # invocation-counter-error (6) carries the expected counter as Unsigned32.
 ExceptionResponse = Struct(
-    "state_error" / OneOf(Int8ub, (1, 2)),
-    "service_error" / OneOf(Int8ub, (1, 2, 3, 4, 5, 6)),
-    "invocation_counter" / If(this.service_error == 6, Int32ub),
+    "state_error" / Enumerated("state-error", (1, 2)),
+    "service_error" / Enumerated("service-error choice", (1, 2, 3, 4, 5, 6)),
+    "invocation_counter" / If(this.service_error == 6, U32),
 )
 
 # Data-Notification ::= SEQUENCE { long-invoke-id-and-priority, date-time OCTET STRING
@@ -342,17 +427,17 @@ def _family(tag):
         (con,) = [c for t, _, c in VARIANTS.values() if t == tag]
         return Struct("body" / con)
     return Struct(
-        "choice" / Int8ub,
+        "choice" / U8,
         "body" / Switch(this.choice, {ch: c for t, ch, c in VARIANTS.values() if t == tag},
-                        default=Error),
+                        default=Unknown("choice of APDU", "choice")),
     )
 
 
 #: The whole xDLMS APDU (interpreted; used for building)
 XdlmsApdu = Struct(
-    "tag" / Int8ub,
+    "tag" / U8,
     "apdu" / Switch(this.tag, {tag: _family(tag) for tag in _CHOICE_TAGS + _NO_CHOICE},
-                    default=Error),
+                    default=Unknown("APDU tag", "tag")),
 )
 #: The same, compiled (used for parsing; the Data adapter and checked fixed blocks are
 #: linked in as instances)
