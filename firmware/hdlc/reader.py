@@ -14,6 +14,8 @@ behind it until the claimed length arrives; so while waiting, the reader looks f
 on for a complete frame with a good FCS and, when it finds one, drops the candidate as
 noise. (The only cost: a frame whose information field itself holds a complete valid
 HDLC frame, arriving in pieces, would be split there. DLMS APDUs do not do that.)
+The look-ahead is incremental, so input a byte at a time costs linear work even when
+it is full of flags or of fake headers.
 """
 
 from firmware.hdlc.frame import (FLAG, MIN_FRAME_LENGTH, HdlcError, frame_length,
@@ -22,17 +24,26 @@ from firmware.hdlc.frame import (FLAG, MIN_FRAME_LENGTH, HdlcError, frame_length
 _NEED_MORE = 0
 _NOISE = 1
 _FLAG = b"\x7e"
+# How many later candidates that still wait for bytes the look-ahead keeps an eye on.
+# Beyond that, a frame hiding behind more fake headers is found once the first
+# candidate is settled (at most one maximum-length frame later).
+MAX_WATCHED = 8
 
 
 class FrameReader:
     def __init__(self):
         self._buf = bytearray()
         self._pos = 0
+        self._reset_look(-1)
 
     def feed(self, data):
         if self._pos:
-            self._buf = self._buf[self._pos:]
+            shift = self._pos
+            self._buf = self._buf[shift:]
             self._pos = 0
+            self._look_start -= shift
+            self._look_from -= shift
+            self._watched = [q - shift for q in self._watched]
         self._buf.extend(data)
 
     def buffered(self):
@@ -42,6 +53,7 @@ class FrameReader:
     def clear(self):
         self._buf = bytearray()
         self._pos = 0
+        self._reset_look(-1)
 
     def next_frame(self):
         """The next complete good frame (an HdlcFrame), or None until more bytes come."""
@@ -61,17 +73,43 @@ class FrameReader:
                 continue
             return found
 
+    def _reset_look(self, start):
+        self._look_start = start      # the waiting candidate the look-ahead is past
+        self._look_from = start + 1   # flags before this were examined already
+        self._watched = []            # later candidates still waiting for bytes
+
     def _look_past(self, start):
-        buf = self._buf
-        pos = start + 1
-        while True:
-            flag = buf.find(_FLAG, pos)
-            if flag < 0:
-                return None
+        """A complete good frame after the waiting candidate at `start`, or None.
+
+        Incremental, so a frame arriving a byte at a time costs linear work: flags
+        already judged noise are not looked at again, and at most MAX_WATCHED later
+        candidates that still wait for bytes are re-checked on each call.
+        """
+        if self._look_start != start:
+            self._reset_look(start)
+        still = []
+        for flag in self._watched:
             found = self._candidate(flag)
-            if found != _NEED_MORE and found != _NOISE:
+            if found == _NEED_MORE:
+                still.append(flag)
+            elif found != _NOISE:
+                self._reset_look(-1)
                 return found
-            pos = flag + 1
+        self._watched = still
+        buf = self._buf
+        while len(self._watched) < MAX_WATCHED:
+            flag = buf.find(_FLAG, self._look_from)
+            if flag < 0:
+                self._look_from = len(buf)
+                return None
+            self._look_from = flag + 1
+            found = self._candidate(flag)
+            if found == _NEED_MORE:
+                self._watched.append(flag)
+            elif found != _NOISE:
+                self._reset_look(-1)
+                return found
+        return None
 
     def _candidate(self, start):
         """A parsed frame at buf[start] (consumed), _NEED_MORE or _NOISE."""

@@ -6,7 +6,7 @@ A stand-in upper layer records each APDU and answers with a reply chosen per tes
 from firmware.hdlc.frame import (DISC, DM, FRMR, I, REJ, RNR, RR, SNRM, UA, UI, HdlcFrame,
                                  i_control, s_control, u_control)
 from firmware.hdlc.parameters import LinkParameters, decode_parameters
-from firmware.hdlc.reader import FrameReader
+from firmware.hdlc.reader import MAX_WATCHED, FrameReader
 from firmware.hdlc.station import FRAME_REJECT, NDM, NRM, HdlcStation
 
 CLIENT = (0x10, 1)
@@ -473,3 +473,55 @@ def test_ui_is_delivered_without_an_answer():
     _connect(station)
     rr = _one(_send(station, u_control(UI, True), LLC_REQUEST + b"\xc2"))
     assert rr.kind == RR and upper.apdus[-1] == (b"\xc2", 0x10)
+
+
+class CountingReader(FrameReader):
+    def __init__(self):
+        FrameReader.__init__(self)
+        self.looks = 0
+
+    def _candidate(self, start):
+        self.looks += 1
+        return FrameReader._candidate(self, start)
+
+
+def _byte_by_byte(reader, data):
+    frames = []
+    for i in range(len(data)):
+        reader.feed(data[i:i + 1])
+        while True:
+            frame = reader.next_frame()
+            if frame is None:
+                break
+            frames.append(frame)
+    return frames
+
+
+def test_reader_work_stays_linear_for_flags_and_fake_headers_in_the_info():
+    for filler in (b"\x7e", b"\x7e\xa7\xff"):
+        info = LLC_REQUEST + filler * (1800 // len(filler))
+        raw = HdlcFrame(i_control(0, 0, True), SERVER, CLIENT, info).encode()
+        reader = CountingReader()
+        frames = _byte_by_byte(reader, raw)
+        assert len(frames) == 1 and frames[0].info == info
+        assert reader.looks < 12 * len(raw)
+
+
+def test_reader_finds_a_frame_behind_fake_headers():
+    snrm = HdlcFrame(u_control(SNRM, True), SERVER, CLIENT).encode()
+    for fakes in (1, MAX_WATCHED - 1, MAX_WATCHED + 3):
+        reader = FrameReader()
+        reader.feed(b"\x7e\xa7\xff" * fakes + snrm)
+        frame = reader.next_frame()
+        if fakes < MAX_WATCHED:
+            assert frame is not None and frame.kind == SNRM      # found at once
+        else:
+            # beyond the watch list: found once the first fake header is settled
+            fed = 0
+            while frame is None and fed < 4096:
+                reader.feed(bytes(64))
+                fed += 64
+                frame = reader.next_frame()
+                assert reader.buffered() <= 2049 + 64 + len(snrm)
+            assert frame is not None and frame.kind == SNRM
+            assert 2049 - 3 * fakes <= fed <= 2049 + 64
