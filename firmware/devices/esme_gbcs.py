@@ -170,30 +170,47 @@ class GbProfileView(CosemObject):
         ring = self.profile.ring
         if selector == 1:
             low, high = _range_bounds(parameters)
-            stored = [k for k in range(ring.count) if low <= ring.time(k) <= high]
+            if ring.monotonic:
+                stored = range(ring.first_at_or_after(low), ring.first_at_or_after(high + 1))
+            else:
+                stored = [k for k in range(ring.count) if low <= ring.time(k) <= high]
         elif selector == 2:
             first, last = _entry_bounds(parameters, ring.count)
-            stored = list(range(first, last))
+            stored = range(first, last)
         else:
-            stored = list(range(ring.count))
+            stored = range(ring.count)
         rows = []
         for k in stored:
             rows.append(self.row(ring.time(k), axdr.decode_all(ring.entry(k))[1]))
         return (axdr.COMPACT_ARRAY, (self.description, rows))
 
 
+def _selection_items(parameters, count):
+    if (not isinstance(parameters, tuple) or parameters[0] != axdr.STRUCTURE
+            or len(parameters[1]) != count):
+        raise DataAccessError(R.SCOPE_OF_ACCESS_VIOLATED, "malformed access parameters")
+    return parameters[1]
+
+
 def _range_bounds(parameters):
-    try:
-        items = parameters[1]
-        low = cdt.datetime_seconds(bytes(items[1][1]))
-        high = cdt.datetime_seconds(bytes(items[2][1]))
-    except (ValueError, TypeError, IndexError):
-        raise DataAccessError(R.SCOPE_OF_ACCESS_VIOLATED, "dates must be fully specified")
-    return low, high
+    """from_value and to_value of a range_descriptor, as seconds (both inclusive)."""
+    items = _selection_items(parameters, 4)
+    bounds = []
+    for item in (items[1], items[2]):
+        if item[0] != axdr.OCTET_STRING or len(item[1]) != 12:
+            raise DataAccessError(R.SCOPE_OF_ACCESS_VIOLATED, "range bounds are date-times")
+        try:
+            bounds.append(cdt.datetime_seconds(bytes(item[1])))
+        except ValueError:
+            raise DataAccessError(R.SCOPE_OF_ACCESS_VIOLATED, "dates must be fully specified")
+    return bounds[0], bounds[1]
 
 
 def _entry_bounds(parameters, count):
-    items = parameters[1]
+    """0-based [first, last) of an entry_descriptor (to_entry 0: the last entry)."""
+    items = _selection_items(parameters, 4)
+    if items[0][0] != axdr.DOUBLE_LONG_UNSIGNED or items[1][0] != axdr.DOUBLE_LONG_UNSIGNED:
+        raise DataAccessError(R.SCOPE_OF_ACCESS_VIOLATED, "entries are double-long-unsigned")
     first = max(items[0][1], 1)
     last = items[1][1]
     if last == 0 or last > count:
@@ -394,6 +411,10 @@ class EsmeGbcs:
         try:
             return self._run(message, now)
         except GbcsRefusal:
+            return []
+        except Exception:
+            # the port never raises (GBCS_INTERFACES.md 4); every expected failure has its
+            # answer above, this only keeps a bug from taking the device loop down
             return []
 
     def _alert_recipient(self, message):

@@ -9,6 +9,7 @@ import json
 from binascii import unhexlify
 
 from firmware.cosem import data_protection as DP
+from firmware.cosem.base import DataAccessError
 from firmware.cosem.disconnect import CONNECTED, DISCONNECTED, READY_FOR_RECONNECTION
 from firmware.devices.esme import Esme
 from firmware.devices import esme_gbcs as G
@@ -343,3 +344,31 @@ def test_the_port_never_raises_on_mangled_input():
             assert isinstance(out, list)
     assert esme.supply_state == CONNECTED
     assert sec.last_counter(SUPPLIER) == -1
+
+
+def test_daily_log_view_layout_and_selection_by_entry():
+    gbcs, esme, _ = _device()
+    view = esme.gbcs_objects.daily_log
+    everything = view.get(2, esme.context())
+    assert everything[1][0] == G.DAILY_DESCRIPTION
+    rows = everything[1][1]
+    ring = esme.daily_log.ring
+    assert len(rows) == ring.count == 2
+    last = axdr.decode_all(ring.entry(1))[1]
+    row = rows[1][1]
+    assert row[0][1] + G.ZIGBEE_EPOCH == ring.time(1)
+    assert row[1] == last[1]
+    assert row[2][1][:4] == last[2:6] and len(row[2][1]) == 48
+    assert row[2][1][4:] == [(axdr.DOUBLE_LONG_UNSIGNED, 0)] * 44
+    assert [len(b[1]) for b in row[3:]] == [8, 8, 8, 8]
+    by_entry = (axdr.STRUCTURE, [(axdr.DOUBLE_LONG_UNSIGNED, 2), (axdr.DOUBLE_LONG_UNSIGNED, 0),
+                                 (axdr.LONG_UNSIGNED, 1), (axdr.LONG_UNSIGNED, 0)])
+    assert view.get(2, esme.context(), 2, by_entry)[1][1] == [rows[1]]
+    for bad in ((axdr.ARRAY, []), (axdr.STRUCTURE, [(axdr.UNSIGNED, 1)] * 4)):
+        for selector in (1, 2):
+            try:
+                view.get(2, esme.context(), selector, bad)
+            except DataAccessError as e:
+                assert e.code == R.SCOPE_OF_ACCESS_VIOLATED
+                continue
+            raise AssertionError("malformed selection accepted")
