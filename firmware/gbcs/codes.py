@@ -412,6 +412,12 @@ USE_CASES = {
     "CS08": (CS08, False, ANY_DEVICE, ASN1),
 }
 
+# Prepayment top-ups (GBCS 14): their originator counter is the UTRN counter in bits 63..32
+# with the low 32 bits zero (RTDS 2.2), a space apart from the supplier's other commands;
+# replay is refused by the device's UTRN anti-replay record (utrn.UtrnAntiReplay), which
+# accepts top-ups out of order within its window.
+TOP_UP_CODES = (CS01A, CS01B)
+
 # Critical use cases whose command the originator authenticates by the ACB MAC alone: the
 # ACB replacing its own credentials (RTDS 8.5: command MAC'd, no signature; response signed)
 MAC_AUTHORISED_CRITICAL = (CS02B_ACB_BY_ACB,)

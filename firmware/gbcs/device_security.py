@@ -11,7 +11,9 @@
 
 `accept_command` checks, in this order, and changes nothing unless every check passes:
 recipient is me; the originator is a known remote party whose role may send this use case
-(codes.SENDER_ROLES); its counter is strictly greater than the last accepted from it; the
+(codes.SENDER_ROLES); its counter is strictly greater than the last accepted from it (for
+a prepayment top-up: a UTRN counter above the prepayment floor, its replay left to the
+UTRN record, codes.TOP_UP_CODES); the
 signature verifies against that party's DS anchor when the use case is critical; the MAC
 verifies with the key agreed between my KA private key and the ACB's KA anchor. Only then
 is the counter recorded. Every refusal is a `GbcsRefusal(reason, alert_code)`: the alert the
@@ -39,6 +41,7 @@ UNKNOWN_USE_CASE = "unknown use case"
 UNKNOWN_ORIGINATOR = "originator is not a known remote party"
 ROLE_NOT_ELIGIBLE = "originator's role may not send this use case"
 STALE_COUNTER = "originator counter not greater than the last accepted"
+BAD_TOP_UP_COUNTER = "a top-up counter has its low 32 bits zero"
 NO_SIGNATURE = "critical command carries no signature"
 BAD_SIGNATURE = "signature does not verify against the trust anchor"
 NO_MAC = "command carries no MAC"
@@ -110,7 +113,8 @@ class DeviceSecurity:
             raise self._mapped(refusal)
         except Exception as exc:         # never let a bad input escape as anything else
             raise GbcsRefusal("%s: %s" % (MALFORMED, exc), codes.ALERT_INTEGRITY_CHECK_FAILED)
-        self.counters[_hex(message.originator)] = message.originator_counter
+        if message.message_code not in codes.TOP_UP_CODES:
+            self.counters[_hex(message.originator)] = message.originator_counter
         return party
 
     def _mapped(self, refusal):
@@ -125,12 +129,24 @@ class DeviceSecurity:
             raise GbcsRefusal(NOT_A_COMMAND, codes.ALERT_INTEGRITY_CHECK_FAILED)
         critical = _critical_for(message.message_code, use_case)
         party = self._eligible_party(message)
-        if message.originator_counter <= self.last_counter(message.originator):
+        if message.message_code in codes.TOP_UP_CODES:
+            self._check_top_up_counter(message)
+        elif message.originator_counter <= self.last_counter(message.originator):
             raise GbcsRefusal(STALE_COUNTER, codes.ALERT_FAILED_AUTHENTICATION_OTHER)
         if critical and message.message_code not in codes.MAC_AUTHORISED_CRITICAL:
             self._check_signature(message, party)
         self._check_mac(message)
         return party
+
+    def _check_top_up_counter(self, message):
+        """A top-up's counter is the UTRN counter (low 32 bits zero) above the prepayment
+        floor a CS02b set; its replay is the UTRN record's to refuse (codes.TOP_UP_CODES)."""
+        counter = message.originator_counter
+        if counter & 0xFFFFFFFF or counter == 0:
+            raise GbcsRefusal(BAD_TOP_UP_COUNTER, codes.ALERT_INTEGRITY_CHECK_FAILED)
+        floor = self.specialist_floor(message.originator)
+        if floor is not None and counter <= floor:
+            raise GbcsRefusal(STALE_COUNTER, codes.ALERT_FAILED_AUTHENTICATION_OTHER)
 
     def _eligible_party(self, message):
         cells = [c for c in self.anchors.find(message.originator)

@@ -36,8 +36,9 @@ RTDS_ROLES = {
     "90b3d51f30010000": codes.ROLE_SUPPLIER,
     "90b3d51f30020000": codes.ROLE_NETWORK_OPERATOR,
 }
-# RTDS 6.21 sends the NO-by-NO handover from the ACB's EUI: a device holding the ACB in
-# the ACB cell must refuse it (the ACB may not replace the network operator's anchors).
+# RTDS 6.21 sends the NO-by-NO handover from the ACB's EUI: RTDS's device holds that EUI in
+# its network-operator cell too (the 6.21 response names it as the existing NO anchor); a
+# device holding it only as the ACB must refuse it (the ACB may not replace NO anchors).
 RTDS_NO_HANDOVER_FROM_ACB = "CS02bNOByNOHandover_6.21_SUCCESS_COMMAND_GBCS.HEX"
 
 EXAMPLE_18_4 = bytes.fromhex(
@@ -130,7 +131,10 @@ def test_every_rtds_command_is_accepted_by_its_device():
             continue
         party = sec.accept_command(message)
         assert party.role == _role(message.originator), path.name
-        assert sec.last_counter(message.originator) == message.originator_counter
+        if message.message_code in codes.TOP_UP_CODES:        # the UTRN record's counter
+            assert sec.last_counter(message.originator) == -1
+        else:
+            assert sec.last_counter(message.originator) == message.originator_counter
         accepted += 1
     assert accepted > 100
 
@@ -400,3 +404,42 @@ def test_rtds_dlms_alerts_rebuild():
         else:
             assert envelope.parse(ours).signed_part() == alert.signed_part(), path.name
         assert sec.next_alert_counter() == alert.originator_counter + 1
+
+
+# -- prepayment top-ups: their own counter space, replay refused by the UTRN record ---------
+
+def test_rtds_top_up_counters_live_apart_from_the_suppliers_other_commands():
+    from firmware.gbcs import utrn
+    top_up = _message_at("2.2_CS01a/CS01a_2.2_SUCCESS_COMMAND_GBCS.HEX")
+    enable = _message_at("7.1_ECS42/ECS42_7.1_SUCCESS_COMMAND_GBCS.HEX")
+    assert top_up.originator_counter > enable.originator_counter
+    sec = _rtds_device_for_command(top_up)
+    record = utrn.UtrnAntiReplay()
+    shared = CRYPTO.ecdh(KEYSTORE.private_key(SUPPLIER_RTDS, "pp-ka"),
+                         KEYSTORE.public_key(top_up.recipient, "ka"))
+    token = _utrn_in(top_up.payload)
+    for attempt in range(2):
+        sec.accept_command(_message_at("2.2_CS01a/CS01a_2.2_SUCCESS_COMMAND_GBCS.HEX"), "CS01a")
+        if attempt == 0:
+            counter, _, value = utrn.verify(CRYPTO, shared, top_up.originator, top_up.recipient,
+                                            token, record)
+            assert counter == top_up.originator_counter and value == 10
+        else:                                   # the replayed top-up: the UTRN record says no
+            with pytest.raises(utrn.UtrnError):
+                utrn.verify(CRYPTO, shared, top_up.originator, top_up.recipient, token, record)
+    # the supplier's ordinary counter space is untouched: its ECS42 (counter far below the
+    # top-up's) is still accepted
+    assert sec.accept_command(enable, "ECS42").role == codes.ROLE_SUPPLIER
+
+
+def _message_at(relative):
+    return envelope.parse(_load(VECTORS / "rtds-4.5.0" / relative))
+
+
+def _utrn_in(payload):
+    """The 20-digit UTRN an ACTION on the Token Gateway carries (octet-string of 20)."""
+    at = payload.index(b"\x09\x14") + 2
+    return payload[at:at + 20].decode()
+
+
+SUPPLIER_RTDS = bytes.fromhex("90B3D51F30010000")

@@ -605,3 +605,32 @@ def test_dlms_alert_uses_the_next_counter():
     else:
         raise AssertionError("a short date-time made an alert")
     assert sec.next_alert_counter() == 43
+
+
+
+# -- prepayment top-ups ---------------------------------------------------------------------
+
+def test_top_up_counters_do_not_move_the_general_counter():
+    sec = _device()
+    sec.accept_command(_command(codes.ECS17B, 1000, signer=None), "ECS17b")
+    sec.accept_command(_command(codes.CS01A, 3 << 32, signer=None), "CS01a")
+    assert sec.last_counter(SUPPLIER) == 1000
+    # a later ordinary command with a small counter is still fresh
+    sec.accept_command(_command(codes.ECS17B, 1001, signer=None), "ECS17b")
+    # top-ups may arrive out of order: the UTRN record, not this check, refuses replays
+    sec.accept_command(_command(codes.CS01A, 2 << 32, signer=None), "CS01a")
+
+
+def test_top_up_counter_shape_and_floor():
+    from firmware.gbcs.device_security import BAD_TOP_UP_COUNTER
+    sec = _device()
+    refusal = _refusal(sec, _command(codes.CS01A, (3 << 32) + 1, signer=None), "CS01a")
+    assert refusal.reason == BAD_TOP_UP_COUNTER
+    sec.specialist_floors["90b3d51f30010000"] = {"0": 5 << 32}
+    refusal = _refusal(sec, _command(codes.CS01A, 5 << 32, signer=None), "CS01a")
+    assert refusal.reason == STALE_COUNTER
+    sec.accept_command(_command(codes.CS01A, 6 << 32, signer=None), "CS01a")
+    # the MAC still guards a top-up like any other command
+    message = _command(codes.CS01A, 7 << 32, signer=None)
+    message.mac = bytes(12)
+    assert _refusal(sec, message, "CS01a").reason == BAD_MAC
