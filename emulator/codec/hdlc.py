@@ -15,6 +15,10 @@ A parsed frame is a flat Container::
 
 `parse_frame` and `build_frame` raise `HdlcCodecError(offset, reason)`, the offset
 being where the failing field starts in the frame.
+
+Not `.compile()`d: the layout varies with the address sizes and the information field,
+and a compiled `HdlcFrame` measured no faster (the address and control adapters and the
+checksums are called back from the generated code either way).
 """
 
 import io
