@@ -114,7 +114,6 @@ class HdlcPrimary:
         self._sent_upto = 0          # bytes of it handed to frames so far
         self._unacked = []           # (ns, start, end, segmented)
         self._rx = bytearray()
-        self._server_busy = False
 
     # -- commands ----------------------------------------------------------------------
 
@@ -226,8 +225,9 @@ class HdlcPrimary:
         elif kind == "RR":
             return self._on_receive_ready(frame, events)
         elif kind == "RNR":
+            # the server is busy: send nothing now; after a time-out, poll it with RR
             self._acknowledge(frame.control.nr)
-            self._server_busy = True
+            self._last_sent = self._frame(codec.control("RR", True, nr=self._vr))
         else:
             events.append(LinkError("unexpected %s frame" % kind))
         return b""
@@ -282,7 +282,6 @@ class HdlcPrimary:
         return b""
 
     def _on_receive_ready(self, frame, events):
-        self._server_busy = False
         self._acknowledge(frame.control.nr)
         if self._unacked:
             return self._i_frames()       # the server lost some: go back to N(R)

@@ -328,3 +328,24 @@ def test_any_sizes_and_parameters_round_trip(request_size, answer_size, station_
     assert upper.apdus == [(request, 0x10)]
     conn.close()
     assert station.internal_error is None and station.upper_error is None
+
+
+def test_rnr_from_the_server_holds_the_request_and_the_time_out_polls():
+    upper = Upper()
+    station = HdlcStation(on_apdu=upper.on_apdu)
+    primary = HdlcPrimary()
+    primary.receive(station.receive(primary.connect()))
+    first = primary.send_apdu(bytes(300))                  # three segments of 128
+    assert codec.parse_frame(first).segmented
+    station.receive(first)                                 # (its RR is "lost")
+    rnr = codec.build_frame(codec.control("RNR", True, nr=1), CLIENT, SERVER)
+    events, out = primary.receive(rnr)
+    assert events == [] and out == b""                     # nothing sent while busy
+    poll = codec.parse_frame(primary.retransmit())
+    assert poll.control.kind == "RR" and poll.control.pf
+    events, out = primary.receive(station.receive(primary.retransmit()))
+    assert codec.parse_frame(out).control.ns == 1          # the server's RR: go on
+    while out:
+        more, out = primary.receive(station.receive(out))
+        events += more
+    assert events == [ApduReceived(b"\xc4" + bytes(300))]
