@@ -346,7 +346,8 @@ class WrapperClient:
 # -- blocking adapter -------------------------------------------------------------------
 
 class LinkTimeout(Exception):
-    pass
+    """No answer after every retry. The link's sequence state is then unknown (was the
+    request or the answer lost?): `open()` again to reset it before the next request."""
 
 
 class LinkFailure(Exception):
