@@ -187,7 +187,9 @@ class Reassembler:
         got = r.feed(data, now)   # None while a message is incomplete, else
                                   # (kind, remaining, payload); TunnelError on bad input
 
-    After a TunnelError the partial message is gone and the next payload starts afresh.
+    A payload that does not continue the partial message consistently ends it (a
+    segment was lost); if that payload is itself the start of a transfer it is read as
+    one, so a lost segment costs one message. After a TunnelError nothing is pending.
     """
 
     def __init__(self, max_transfer=MAX_TRANSFER, max_message=MAX_MESSAGE,
@@ -242,19 +244,24 @@ class Reassembler:
         return None
 
     def _more(self, data, now):
+        try:
+            return self._append(data, now)
+        except TunnelError as error:
+            # the partial lost a segment; this payload may open the next transfer
+            self.reset()
+            try:
+                return self._first(data, now)
+            except TunnelError:
+                raise error
+
+    def _append(self, data, now):
         head = header_length(self._kind)
         buf = self._buf
         if len(buf) + len(data) > self.max_message or len(data) > self.max_transfer:
-            self.reset()
             raise TunnelError(0, "reassembly exceeds its bound")
         buf.extend(data)
-        try:
-            total = message_length(buf, head)
-        except TunnelError:
-            self.reset()
-            raise
+        total = message_length(buf, head)
         if total is not None and total > self.max_message:
-            self.reset()
             raise TunnelError(head, "message exceeds the reassembly bound")
         if total is not None and total <= len(buf):
             kind, remaining = self._kind, self._remaining
@@ -263,7 +270,6 @@ class Reassembler:
                 raise TunnelError(head + total, "segment runs past the GBCS message")
             return kind, remaining, bytes(buf)
         if len(data) < self.max_transfer:
-            self.reset()
             raise TunnelError(0, "short segment before the end of the message")
         self._last = now
         return None

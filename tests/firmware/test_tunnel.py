@@ -183,3 +183,12 @@ def test_small_max_transfer():
     r = T.Reassembler(max_transfer=16)
     out = [r.feed(p, 0) for p in parts]
     assert out[-1] == (T.PUT, None, m) and out.count(None) == len(parts) - 1
+
+
+def test_lost_last_segment_does_not_cost_the_next_message():
+    parts = T.segments(T.put(message(2000)))
+    r = T.Reassembler()
+    assert r.feed(parts[0], 0) is None
+    small = T.put(message(12))                 # the last segment of the first was lost
+    assert r.feed(small, 1) == (T.PUT, None, small[1:])
+    assert not r.pending
