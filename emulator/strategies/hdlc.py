@@ -32,8 +32,8 @@ def s_controls():
 
 
 def u_controls(named_only=False):
-    named = st.builds(lambda kind, pf: codec.control(kind, pf, code=codec._UNNUMBERED_CODES[kind]),
-                      st.sampled_from(sorted(codec.UNNUMBERED.values())), st.booleans())
+    named = st.builds(lambda code, pf: codec.control(codec.UNNUMBERED[code], pf, code=code),
+                      st.sampled_from(sorted(codec.UNNUMBERED)), st.booleans())
     if named_only:
         return named
     unnamed = st.builds(lambda code, pf: codec.control("U", pf, code=code),
