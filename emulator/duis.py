@@ -1,0 +1,720 @@
+"""DUIS-shaped service requests and responses, signed in an XMLDSig shape.
+
+The DCC User Interface Specification (DUIS) carries service requests from a user (a
+supplier's head-end) to the DCC as XML in the namespace
+`http://www.dccinterface.co.uk/ServiceUserGateway`. The shapes below follow the DUIS XML
+schema 5.4 (SmartDCCInnovation/dccboxed-signing-tool, `DUIS Schema V5.4.xsd`) and the DUIS
+templates of SmartDCCInnovation/duis-templates; shared/design/DOMAIN.md "DUIS".
+
+    Request  Header { RequestID, CommandVariant, ServiceReference, ServiceReferenceVariant }
+             Body   { <one service element, e.g. TopUpDevice { UTRN }> }
+             ds:Signature
+    Response Header { RequestID?, ResponseID?, ResponseCode, ResponseDateTime }
+             Body   { ResponseMessage { ServiceReference, ServiceReferenceVariant,
+                                        GBCSPayload | PreCommand { GBCSVersion, GBCSPayload } }
+                    | DeviceAlertMessage { AlertCode, GBCSPayload }
+                    | DCCAlertMessage { DCCAlertCode, DCCAlert { ... } } }
+             ds:Signature
+
+RequestID = `originatorEUI:targetEUI:counter` with hyphenated EUIs (`90-B3-D5-1F-30-01-00-00`),
+ResponseID = `target:originator:counter` (XSD RequestIDType/ResponseIDType patterns).
+
+Signature (XMLDSig shape, what is simplified)
+---------------------------------------------
+Like DUIS: an enveloped signature (Reference URI="", transform enveloped-signature,
+digest SHA-256, SignatureMethod ecdsa-sha256, CanonicalizationMethod exc-c14n named),
+SignatureValue = raw r||s (XMLDSig 1.1 ECDSA), KeyInfo = X509IssuerSerial of the
+organisation certificate, as DCC Boxed signs. Canonical form used here ("exc-c14n-like"):
+the element is re-serialised by ElementTree with the fixed prefixes `sr`/`ds` (namespace
+declarations only where ElementTree needs them: on the serialised element, for the
+namespaces its subtree uses) and then put through W3C C14N 2.0
+(`xml.etree.ElementTree.canonicalize`: no XML declaration, attributes sorted, empty
+elements as start/end pairs, comments dropped, text and whitespace kept). For DUIS
+documents (one namespace in the body, `ds` only inside the signature) this gives the same
+bytes as exc-c14n would; it is not a general exc-c14n: prefixes are rewritten to sr/ds,
+no InclusiveNamespaces, one Reference only, no other transforms. The enveloped-signature
+transform removes the Signature element and keeps the text around it. Interoperability
+with a full XMLDSig implementation (DCC Boxed's Java tool, xmlsec) is not claimed.
+
+Parsing is bounded (size, element count, depth; no DOCTYPE/ENTITY at all) and every
+failure is a `DuisError` naming what was wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import re
+import xml.etree.ElementTree as ET
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from emulator.crypto import HostCrypto, public_xy
+from firmware.gbcs import codes
+
+NS = "http://www.dccinterface.co.uk/ServiceUserGateway"
+DS_NS = "http://www.w3.org/2000/09/xmldsig#"
+SCHEMA_VERSION = "5.4"
+GBCS_VERSION = "4.0"
+
+C14N_EXC = "http://www.w3.org/2001/10/xml-exc-c14n#"
+SIG_ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+DIGEST_SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
+
+MAX_XML_BYTES = 1 << 20        # a CS02b request with three certificates is ~5 KiB
+MAX_ELEMENTS = 4096
+MAX_DEPTH = 24
+
+ET.register_namespace("sr", NS)
+ET.register_namespace("ds", DS_NS)
+
+_CRYPTO = HostCrypto()
+_EUI_TEXT = re.compile(r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){7}$")
+_COUNTER_MAX = (1 << 64) - 1
+
+# Command variants (DUIS 3.x; DOMAIN.md): 1-3 non-critical (WAN, local, both), 4 transform
+# to a pre-command, 5-7 signed pre-command (WAN, local, both), 8 non-device request
+CV_NON_CRITICAL = (1, 2, 3)
+CV_TRANSFORM = 4
+CV_SIGNED_PRE_COMMAND = (5, 6, 7)
+CV_NON_DEVICE = 8
+
+# Response codes whose meaning is public (DUIS "DCC Systems Response Codes")
+I0_SUCCESS = "I0"
+I99_ACKNOWLEDGED = "I99"
+
+
+class DuisError(Exception):
+    """A DUIS document that cannot be read or trusted; `reason` says what, `where` names
+    the element (or 'xml' for the document itself)."""
+
+    def __init__(self, reason, where="xml"):
+        super().__init__("duis: %s: %s" % (where, reason))
+        self.reason = reason
+        self.where = where
+
+
+# -- identifiers -------------------------------------------------------------------------
+def eui_text(eui: bytes) -> str:
+    """`90-B3-D5-1F-30-01-00-00`: the DUIS EUI-64 form (XSD type EUI)."""
+    if len(eui) != 8:
+        raise ValueError("an EUI-64 is 8 bytes")
+    return "-".join("%02X" % b for b in eui)
+
+
+def parse_eui(text: str, where="EUI") -> bytes:
+    if not _EUI_TEXT.match(text or ""):
+        raise DuisError("not a hyphenated EUI-64: %r" % (text,), where)
+    return bytes.fromhex(text.replace("-", ""))
+
+
+class RequestId:
+    """`originator:target:counter` (a ResponseID has the same shape, parties swapped)."""
+
+    def __init__(self, originator: bytes, target: bytes, counter: int):
+        if len(originator) != 8 or len(target) != 8:
+            raise ValueError("RequestID EUIs are 8 bytes")
+        if not 0 <= counter <= _COUNTER_MAX:
+            raise ValueError("RequestID counter out of range")
+        self.originator = bytes(originator)
+        self.target = bytes(target)
+        self.counter = counter
+
+    def __str__(self):
+        return "%s:%s:%d" % (eui_text(self.originator), eui_text(self.target), self.counter)
+
+    def __repr__(self):
+        return "RequestId(%s)" % self
+
+    def __eq__(self, other):
+        return isinstance(other, RequestId) and str(self) == str(other)
+
+    def __hash__(self):
+        return hash(str(self))
+
+    def swapped(self) -> "RequestId":
+        """The ResponseID of a response to this request: target:originator:counter."""
+        return RequestId(self.target, self.originator, self.counter)
+
+    @classmethod
+    def parse(cls, text, where="RequestID"):
+        parts = (text or "").strip().split(":")
+        if len(parts) != 3:
+            raise DuisError("expected originator:target:counter, got %r" % (text,), where)
+        counter = parts[2]
+        if not counter.isdigit() or (len(counter) > 1 and counter[0] == "0"):
+            raise DuisError("counter is not a decimal number: %r" % counter, where)
+        value = int(counter)
+        if value > _COUNTER_MAX:
+            raise DuisError("counter above 2^64-1", where)
+        return cls(parse_eui(parts[0], where), parse_eui(parts[1], where), value)
+
+
+# -- body parameters ---------------------------------------------------------------------
+def _normalise(value):
+    """Body parameters as they read back from XML: text, nested dicts, lists of repeats."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        if not value:
+            return ""
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if len(value) < 2:
+            raise ValueError("a repeated element needs two or more values; use the value itself")
+        return [_normalise(v) for v in value]
+    raise TypeError("body parameter of type %s: give text, int, bool, dict or list"
+                    % type(value).__name__)
+
+
+def _add_params(parent, params):
+    for name, value in params.items():
+        for one in (value if isinstance(value, list) else [value]):
+            child = ET.SubElement(parent, _q(name))
+            if isinstance(one, dict):
+                _add_params(child, one)
+            elif one:
+                child.text = one
+
+
+def _read_params(element):
+    out = {}
+    for child in element:
+        name = _local(child, element)
+        value = _read_params(child) if len(child) else (child.text or "").strip()
+        if name in out:
+            if not isinstance(out[name], list):
+                out[name] = [out[name]]
+            out[name].append(value)
+        else:
+            out[name] = value
+    return out if out else ""
+
+
+def base64_text(data: bytes) -> str:
+    return base64.b64encode(bytes(data)).decode("ascii")
+
+
+def base64_bytes(text, where="base64") -> bytes:
+    try:
+        return base64.b64decode("".join((text or "").split()), validate=True)
+    except (ValueError, TypeError) as e:
+        raise DuisError("not base64: %s" % e, where)
+
+
+def date_time_text(seconds: int) -> str:
+    """xs:dateTime in UTC from integer seconds since 1970 (simulated time)."""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_date_time(text, where="dateTime") -> int:
+    """Integer seconds since 1970 from an xs:dateTime (fractions dropped; no zone = UTC)."""
+    try:
+        moment = datetime.datetime.fromisoformat((text or "").strip())
+    except ValueError:
+        raise DuisError("not an xs:dateTime: %r" % (text,), where)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return int(moment.timestamp())
+
+
+# -- requests ----------------------------------------------------------------------------
+class DuisRequest:
+    """One service request. `body` holds the service element's children as text, nested
+    dicts and lists of repeats (what `from_xml` gives back); ints and bools are turned into
+    their XML text on construction so a round trip compares equal."""
+
+    def __init__(self, request_id: RequestId, command_variant: int, service_reference: str,
+                 service_reference_variant: str, body_name: str, body=None):
+        if not 1 <= int(command_variant) <= 8:
+            raise ValueError("CommandVariant is 1-8")
+        self.request_id = request_id
+        self.command_variant = int(command_variant)
+        self.service_reference = service_reference
+        self.service_reference_variant = service_reference_variant
+        self.body_name = body_name
+        self.body = _normalise(body or {}) or {}
+        self.key_info = None            # (issuer, serial) of the signer, after from_xml
+        self.xml = None                 # the document it was read from, after from_xml
+
+    def __eq__(self, other):
+        return isinstance(other, DuisRequest) and self._fields() == other._fields()
+
+    def __repr__(self):
+        return "DuisRequest(%s, CV%d, SRV %s, %s)" % (
+            self.request_id, self.command_variant, self.service_reference_variant,
+            self.body_name)
+
+    def _fields(self):
+        return (self.request_id, self.command_variant, self.service_reference,
+                self.service_reference_variant, self.body_name, self.body)
+
+    @classmethod
+    def signed_pre_command(cls, request_id, service_reference, service_reference_variant,
+                           gbcs: bytes, command_variant=5):
+        """CV 5-7: the body is SignedPreCommand { GBCSPayload } (XSD type SignedPreCommand)."""
+        if command_variant not in CV_SIGNED_PRE_COMMAND:
+            raise ValueError("a signed pre-command travels with command variant 5, 6 or 7")
+        return cls(request_id, command_variant, service_reference, service_reference_variant,
+                   "SignedPreCommand", {"GBCSPayload": base64_text(gbcs)})
+
+    def element(self):
+        root = ET.Element(_q("Request"), {"schemaVersion": SCHEMA_VERSION})
+        header = ET.SubElement(root, _q("Header"))
+        _text(header, "RequestID", str(self.request_id))
+        _text(header, "CommandVariant", str(self.command_variant))
+        _text(header, "ServiceReference", self.service_reference)
+        _text(header, "ServiceReferenceVariant", self.service_reference_variant)
+        body = ET.SubElement(ET.SubElement(root, _q("Body")), _q(self.body_name))
+        if isinstance(self.body, dict):
+            _add_params(body, self.body)
+        return root
+
+    def to_xml(self, signer: "XmlSigner | None" = None) -> bytes:
+        return _document(self.element(), signer)
+
+    @classmethod
+    def from_xml(cls, xml) -> "DuisRequest":
+        root = _parse(xml)
+        if root.tag != _q("Request"):
+            raise DuisError("root element is %s, not sr:Request" % root.tag, "Request")
+        header = _one(root, "Header", root)
+        request_id = RequestId.parse(_child_text(header, "RequestID"))
+        variant = _child_text(header, "CommandVariant")
+        if not variant.isdigit() or not 1 <= int(variant) <= 8:
+            raise DuisError("must be 1-8, got %r" % variant, "CommandVariant")
+        body = _one(root, "Body", root)
+        if len(body) != 1:
+            raise DuisError("must hold exactly one service element, holds %d" % len(body),
+                            "Body")
+        service = body[0]
+        request = cls(request_id, int(variant), _child_text(header, "ServiceReference"),
+                      _child_text(header, "ServiceReferenceVariant"), _local(service, body),
+                      _read_params(service) or {})
+        request.key_info = _key_info(root)
+        request.xml = bytes(xml)
+        return request
+
+    def gbcs_payload(self) -> bytes:
+        """The GBCS message a SignedPreCommand body carries."""
+        if self.body_name != "SignedPreCommand" or not isinstance(self.body, dict):
+            raise DuisError("not a SignedPreCommand body", "Body")
+        return base64_bytes(self.body.get("GBCSPayload"), "GBCSPayload")
+
+
+# -- responses ---------------------------------------------------------------------------
+RESPONSE_MESSAGE = "ResponseMessage"
+DEVICE_ALERT = "DeviceAlertMessage"
+DCC_ALERT = "DCCAlertMessage"
+
+
+class DuisResponse:
+    """A service response or alert (Response/Body choice). Exactly one of:
+    `kind == RESPONSE_MESSAGE`: service_reference[_variant], then gbcs_payload, or
+      pre_command (+ gbcs_version), or neither;
+    `kind == DEVICE_ALERT`: alert_code, gbcs_payload;
+    `kind == DCC_ALERT`: dcc_alert_code, dcc_alert (params of the DCCAlert choice)."""
+
+    def __init__(self, response_code, response_date_time, kind=RESPONSE_MESSAGE,
+                 request_id=None, response_id=None, service_reference=None,
+                 service_reference_variant=None, gbcs_payload=None, pre_command=None,
+                 gbcs_version=GBCS_VERSION, alert_code=None, dcc_alert_code=None,
+                 dcc_alert=None):
+        if kind not in (RESPONSE_MESSAGE, DEVICE_ALERT, DCC_ALERT):
+            raise ValueError("unknown response body %r" % kind)
+        self.response_code = response_code
+        self.response_date_time = response_date_time
+        self.kind = kind
+        self.request_id = request_id
+        self.response_id = response_id
+        self.service_reference = service_reference
+        self.service_reference_variant = service_reference_variant
+        self.gbcs_payload = None if gbcs_payload is None else bytes(gbcs_payload)
+        self.pre_command = None if pre_command is None else bytes(pre_command)
+        self.gbcs_version = gbcs_version if pre_command is not None else None
+        self.alert_code = alert_code
+        self.dcc_alert_code = dcc_alert_code
+        self.dcc_alert = _normalise(dcc_alert) if dcc_alert else None
+        self.key_info = None
+        self.xml = None
+
+    @property
+    def ok(self):
+        return self.response_code in (I0_SUCCESS, I99_ACKNOWLEDGED)
+
+    def __eq__(self, other):
+        return isinstance(other, DuisResponse) and vars_of(self) == vars_of(other)
+
+    def __repr__(self):
+        return "DuisResponse(%s, %s, %s)" % (self.response_code, self.kind,
+                                             self.request_id or self.response_id)
+
+    def element(self):
+        root = ET.Element(_q("Response"), {"schemaVersion": SCHEMA_VERSION})
+        header = ET.SubElement(root, _q("Header"))
+        if self.request_id is not None:
+            _text(header, "RequestID", str(self.request_id))
+        if self.response_id is not None:
+            _text(header, "ResponseID", str(self.response_id))
+        _text(header, "ResponseCode", self.response_code)
+        _text(header, "ResponseDateTime", self.response_date_time)
+        body = ET.SubElement(ET.SubElement(root, _q("Body")), _q(self.kind))
+        if self.kind == RESPONSE_MESSAGE:
+            _text(body, "ServiceReference", self.service_reference or "")
+            _text(body, "ServiceReferenceVariant", self.service_reference_variant or "")
+            if self.gbcs_payload is not None:
+                _text(body, "GBCSPayload", base64_text(self.gbcs_payload))
+            elif self.pre_command is not None:
+                pre = ET.SubElement(body, _q("PreCommand"))
+                _text(pre, "GBCSVersion", self.gbcs_version)
+                _text(pre, "GBCSPayload", base64_text(self.pre_command))
+        elif self.kind == DEVICE_ALERT:
+            _text(body, "AlertCode", "%04X" % self.alert_code)
+            _text(body, "GBCSPayload", base64_text(self.gbcs_payload or b""))
+        else:
+            _text(body, "DCCAlertCode", self.dcc_alert_code)
+            _add_params(ET.SubElement(body, _q("DCCAlert")), self.dcc_alert or {})
+        return root
+
+    def to_xml(self, signer: "XmlSigner | None" = None) -> bytes:
+        return _document(self.element(), signer)
+
+    @classmethod
+    def from_xml(cls, xml) -> "DuisResponse":
+        root = _parse(xml)
+        if root.tag != _q("Response"):
+            raise DuisError("root element is %s, not sr:Response" % root.tag, "Response")
+        header = _one(root, "Header", root)
+        request_id = _optional(header, "RequestID", RequestId.parse)
+        response_id = _optional(header, "ResponseID", RequestId.parse)
+        body = _one(root, "Body", root)
+        if len(body) != 1:
+            raise DuisError("must hold exactly one element, holds %d" % len(body), "Body")
+        inner = body[0]
+        kind = _local(inner, body)
+        common = (_child_text(header, "ResponseCode"), _child_text(header, "ResponseDateTime"))
+        if kind == RESPONSE_MESSAGE:
+            response = cls(*common, kind=kind, request_id=request_id, response_id=response_id,
+                           service_reference=_child_text(inner, "ServiceReference"),
+                           service_reference_variant=_child_text(inner,
+                                                                 "ServiceReferenceVariant"),
+                           gbcs_payload=_optional(inner, "GBCSPayload", base64_bytes))
+            pre = inner.find(_q("PreCommand"))
+            if pre is not None:
+                response.pre_command = base64_bytes(_child_text(pre, "GBCSPayload"),
+                                                    "PreCommand")
+                response.gbcs_version = _child_text(pre, "GBCSVersion")
+        elif kind == DEVICE_ALERT:
+            code = _child_text(inner, "AlertCode")
+            if not re.match(r"^[0-9A-Fa-f]{4}$", code):
+                raise DuisError("not a 2-byte hexBinary: %r" % code, "AlertCode")
+            response = cls(*common, kind=kind, request_id=request_id, response_id=response_id,
+                           alert_code=int(code, 16),
+                           gbcs_payload=base64_bytes(_child_text(inner, "GBCSPayload"),
+                                                     "GBCSPayload"))
+        elif kind == DCC_ALERT:
+            response = cls(*common, kind=kind, request_id=request_id, response_id=response_id,
+                           dcc_alert_code=_child_text(inner, "DCCAlertCode"),
+                           dcc_alert=_read_params(_one(inner, "DCCAlert", inner)) or None)
+        else:
+            raise DuisError("unknown response body %s" % kind, "Body")
+        response.key_info = _key_info(root)
+        response.xml = bytes(xml)
+        return response
+
+
+def vars_of(response):
+    return {k: v for k, v in vars(response).items() if k not in ("key_info", "xml")}
+
+
+# -- XMLDSig-shaped signature ------------------------------------------------------------
+class XmlSigner:
+    """Signs DUIS documents with an organisation's DS key; KeyInfo names its certificate
+    by issuer and serial number (as DCC Boxed does)."""
+
+    def __init__(self, private_key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate):
+        self.private_key = private_key
+        self.certificate = certificate
+
+    @property
+    def key_info(self):
+        return issuer_serial(self.certificate)
+
+    def sign(self, root) -> bytes:
+        signature = _signature_skeleton(*self.key_info)
+        root.append(signature)
+        ET.indent(root)
+        laid_out = _parse(_serialise(root))           # the bytes the verifier will see
+        signature = laid_out.find(_qd("Signature"))
+        signed_info = signature.find(_qd("SignedInfo"))
+        digest = _CRYPTO.sha256(canonical(_without_signature(laid_out)))
+        signed_info.find(_qd("Reference")).find(_qd("DigestValue")).text = base64_text(digest)
+        value = _CRYPTO.ecdsa_sign(self.private_key, canonical(signed_info))
+        signature.find(_qd("SignatureValue")).text = base64_text(value)
+        return _serialise(laid_out)
+
+
+def issuer_serial(certificate: x509.Certificate):
+    return certificate.issuer.rfc4514_string(), certificate.serial_number
+
+
+def verify(xml, public_key_xy: bytes) -> None:
+    """Check the enveloped signature of a DUIS document; raises DuisError if it is missing,
+    malformed, names other algorithms, or does not verify with this public key."""
+    root = _parse(xml)
+    signature = _signature_of(root)
+    signed_info = _one(signature, "SignedInfo", signature, DS_NS)
+    _algorithm(signed_info, "CanonicalizationMethod", C14N_EXC)
+    _algorithm(signed_info, "SignatureMethod", SIG_ECDSA_SHA256)
+    references = signed_info.findall(_qd("Reference"))
+    if len(references) != 1 or references[0].get("URI") != "":
+        raise DuisError("exactly one Reference to the whole document (URI=\"\")", "Signature")
+    reference = references[0]
+    transforms = [t.get("Algorithm") for t in reference.iter(_qd("Transform"))]
+    if transforms != [ENVELOPED]:
+        raise DuisError("only the enveloped-signature transform is supported", "Signature")
+    _algorithm(reference, "DigestMethod", DIGEST_SHA256)
+    digest = base64_bytes(_child_text(reference, "DigestValue", DS_NS), "DigestValue")
+    value = base64_bytes(_child_text(signature, "SignatureValue", DS_NS), "SignatureValue")
+    if not _CRYPTO.ecdsa_verify(public_key_xy, canonical(signed_info), value):
+        raise DuisError("signature does not verify with the signer's key", "SignatureValue")
+    if digest != _CRYPTO.sha256(canonical(_without_signature(root))):
+        raise DuisError("digest does not match the document", "DigestValue")
+
+
+def verify_with_certificate(xml, certificate: x509.Certificate) -> None:
+    verify(xml, public_xy(certificate.public_key()))
+
+
+def canonical(element) -> bytes:
+    """The element's canonical bytes (see the module docstring for what 'exc-c14n-like'
+    means here). The element's tail is not part of it."""
+    tail, element.tail = element.tail, None
+    try:
+        text = ET.tostring(element, encoding="unicode")
+    finally:
+        element.tail = tail
+    return ET.canonicalize(text, strip_text=False).encode("utf-8")
+
+
+def _without_signature(root):
+    """A copy of the document with ds:Signature removed and the text around it kept
+    (enveloped-signature transform)."""
+    copy = ET.fromstring(ET.tostring(root))
+    signature = copy.find(_qd("Signature"))
+    if signature is None:
+        return copy
+    children = list(copy)
+    index = children.index(signature)
+    if signature.tail:
+        if index:
+            children[index - 1].tail = (children[index - 1].tail or "") + signature.tail
+        else:
+            copy.text = (copy.text or "") + signature.tail
+    copy.remove(signature)
+    return copy
+
+
+def _signature_skeleton(issuer, serial):
+    signature = ET.Element(_qd("Signature"))
+    signed_info = ET.SubElement(signature, _qd("SignedInfo"))
+    ET.SubElement(signed_info, _qd("CanonicalizationMethod"), {"Algorithm": C14N_EXC})
+    ET.SubElement(signed_info, _qd("SignatureMethod"), {"Algorithm": SIG_ECDSA_SHA256})
+    reference = ET.SubElement(signed_info, _qd("Reference"), {"URI": ""})
+    transforms = ET.SubElement(reference, _qd("Transforms"))
+    ET.SubElement(transforms, _qd("Transform"), {"Algorithm": ENVELOPED})
+    ET.SubElement(reference, _qd("DigestMethod"), {"Algorithm": DIGEST_SHA256})
+    ET.SubElement(reference, _qd("DigestValue"))
+    ET.SubElement(signature, _qd("SignatureValue"))
+    data = ET.SubElement(ET.SubElement(signature, _qd("KeyInfo")), _qd("X509Data"))
+    issuer_serial_ = ET.SubElement(data, _qd("X509IssuerSerial"))
+    ET.SubElement(issuer_serial_, _qd("X509IssuerName")).text = issuer
+    ET.SubElement(issuer_serial_, _qd("X509SerialNumber")).text = str(serial)
+    return signature
+
+
+def _signature_of(root):
+    signatures = [c for c in root if c.tag == _qd("Signature")]
+    if len(signatures) != 1:
+        raise DuisError("expected one ds:Signature under the root, found %d" % len(signatures),
+                        "Signature")
+    return signatures[0]
+
+
+def _key_info(root):
+    signature = root.find(_qd("Signature"))
+    if signature is None:
+        return None
+    node = signature.find("%s/%s/%s" % (_qd("KeyInfo"), _qd("X509Data"),
+                                        _qd("X509IssuerSerial")))
+    if node is None:
+        return None
+    serial = (node.findtext(_qd("X509SerialNumber")) or "").strip()
+    if not serial.isdigit():
+        raise DuisError("X509SerialNumber is not a number", "KeyInfo")
+    return (node.findtext(_qd("X509IssuerName")) or "").strip(), int(serial)
+
+
+def _algorithm(parent, name, expected):
+    node = _one(parent, name, parent, DS_NS)
+    if node.get("Algorithm") != expected:
+        raise DuisError("unsupported algorithm %r" % node.get("Algorithm"), name)
+
+
+# -- XML plumbing ------------------------------------------------------------------------
+def _q(name):
+    return "{%s}%s" % (NS, name)
+
+
+def _qd(name):
+    return "{%s}%s" % (DS_NS, name)
+
+
+def _text(parent, name, text):
+    child = ET.SubElement(parent, _q(name))
+    child.text = text
+    return child
+
+
+def _local(element, parent):
+    if not element.tag.startswith("{%s}" % NS):
+        raise DuisError("element %s is not in the DUIS namespace" % element.tag,
+                        _name(parent))
+    return element.tag[len(NS) + 2:]
+
+
+def _name(element):
+    return element.tag.rsplit("}", 1)[-1]
+
+
+def _one(parent, name, where, namespace=NS):
+    found = parent.findall("{%s}%s" % (namespace, name))
+    if len(found) != 1:
+        raise DuisError("expected one %s, found %d" % (name, len(found)), _name(where))
+    return found[0]
+
+
+def _child_text(parent, name, namespace=NS):
+    return (_one(parent, name, parent, namespace).text or "").strip()
+
+
+def _optional(parent, name, convert):
+    node = parent.find(_q(name))
+    return None if node is None else convert((node.text or "").strip(), name)
+
+
+def _serialise(root) -> bytes:
+    return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+
+
+def _document(root, signer):
+    if signer is not None:
+        return signer.sign(root)
+    ET.indent(root)
+    return _serialise(root)
+
+
+def _parse(xml):
+    """Parse a bounded DUIS document; DuisError for anything else."""
+    if isinstance(xml, str):
+        xml = xml.encode("utf-8")
+    if not isinstance(xml, (bytes, bytearray)):
+        raise DuisError("expected bytes, got %s" % type(xml).__name__)
+    if len(xml) > MAX_XML_BYTES:
+        raise DuisError("document of %d bytes exceeds %d" % (len(xml), MAX_XML_BYTES))
+    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
+        raise DuisError("DOCTYPE and ENTITY declarations are not accepted")
+    try:
+        root = ET.fromstring(bytes(xml))
+    except ET.ParseError as e:
+        line, column = e.position
+        raise DuisError("not well-formed XML (line %d, column %d)" % (line, column))
+    _check_bounds(root)
+    return root
+
+
+def _check_bounds(root):
+    count = 0
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        count += 1
+        if count > MAX_ELEMENTS:
+            raise DuisError("more than %d elements" % MAX_ELEMENTS)
+        if depth > MAX_DEPTH:
+            raise DuisError("nested deeper than %d" % MAX_DEPTH, _name(element))
+        stack.extend((child, depth + 1) for child in element)
+
+
+# -- the service requests the lab serves (public DUIS request matrix) ----------------------
+class ServiceRequest:
+    """One DUIS service reference variant as the lab uses it.
+
+    `critical` and `roles` (eligible DUIS user roles: IS import supplier, ES export supplier,
+    GS gas supplier, ED electricity distributor, GT gas transporter, RSA registered supplier
+    agent, OU other user) are copied from the public DUIS request matrix
+    (SmartDCCInnovation/duis-parser `src/duis-request-matrix.json`); `use_cases` maps the
+    target's device type to the GBCS use case (RTDS 4.5.0 folder names, e.g. 4.1.1_ECS17b,
+    4.1.1_GCS13a; names and codes in `firmware.gbcs.codes`); `body` is the XSD 5.4 element
+    of the Request/Body choice."""
+
+    def __init__(self, variant, name, critical, roles, body, use_cases):
+        self.variant = variant
+        self.reference = variant if variant.count(".") < 2 else variant.rsplit(".", 1)[0]
+        self.name = name
+        self.critical = critical
+        self.roles = tuple(roles)
+        self.body = body
+        self.use_cases = dict(use_cases)
+        for use_case in self.use_cases.values():
+            codes.use_case(use_case)             # KeyError here: not one source of truth
+
+    def __repr__(self):
+        return "ServiceRequest(%s %s)" % (self.variant, self.name)
+
+
+_E, _G, _H = codes.ESME, codes.GSME, codes.CHF
+
+SERVICE_REQUESTS = {s.variant: s for s in (
+    ServiceRequest("1.5", "Update Meter Balance", True, ("IS", "GS"), "UpdateMeterBalance",
+                   {_E: "ECS04b", _G: "GCS40b"}),
+    ServiceRequest("2.2", "Top Up Device", False, ("IS", "GS"), "TopUpDevice",
+                   {_E: "CS01a", _G: "CS01b"}),
+    ServiceRequest("4.1.1", "Read Instantaneous Import Registers", False,
+                   ("IS", "GS", "ED", "GT"), "ReadInstantaneousImportRegisters",
+                   {_E: "ECS17b", _G: "GCS13a"}),
+    ServiceRequest("4.6.1", "Retrieve Import Daily Read Log", False, ("IS", "GS"),
+                   "RetrieveImportDailyReadLog", {_E: "ECS21a", _G: "GCS16a"}),
+    ServiceRequest("4.8.1", "Read Active Import Profile Data", False,
+                   ("IS", "GS", "ED", "GT", "OU"), "ReadActiveImportProfileData",
+                   {_E: "ECS22b", _G: "GCS17"}),
+    ServiceRequest("6.11", "Synchronise Clock", True, ("IS", "GS"), "SynchroniseClock",
+                   {_E: "ECS70", _G: "GCS28"}),
+    ServiceRequest("6.15.1", "Update Security Credentials (KRP)", True,
+                   ("IS", "GS", "ED", "GT"), "UpdateSecurityCredentialsKRP",
+                   {_E: "CS02bSupplierBySupplier", _G: "CS02bSupplierBySupplier"}),
+    ServiceRequest("6.23", "Update Security Credentials (CoS)", False, ("IS", "GS"),
+                   "UpdateSecurityCredentialsCoS",
+                   {_E: "CS02bSupplierByTransCoS", _G: "CS02bSupplierByTransCoS"}),
+    ServiceRequest("7.1", "Enable Supply", True, ("IS",), "EnableSupply", {_E: "ECS42"}),
+    ServiceRequest("7.2", "Disable Supply", True, ("IS", "GS"), "DisableSupply",
+                   {_E: "ECS43", _G: "GCS32"}),
+    ServiceRequest("7.3", "Arm Supply", True, ("IS", "GS"), "ArmSupply",
+                   {_E: "ECS44", _G: "GCS39"}),
+    ServiceRequest("7.4", "Read Supply Status", False, ("IS", "ES", "GS", "RSA", "ED", "GT"),
+                   "ReadSupplyStatus", {_E: "ECS45", _G: "GCS33"}),
+    ServiceRequest("8.1.1", "Commission Device", True, ("IS", "GS"),
+                   "CommissionDeviceSynchroniseClock",
+                   {_E: "ECS70Commission", _G: "GCS28Commission"}),
+    ServiceRequest("8.11", "Update HAN Device Log", False, ("IS", "GS", "OU"),
+                   "UpdateHANDeviceLog", {_H: "CCS01"}),
+)}
