@@ -222,17 +222,39 @@ def load_profile(name_or_path):
 # ---------------------------------------------------------------------------- decode
 
 
+def parse_eui(text):
+    cleaned = text.replace("-", "").replace(":", "")
+    if len(cleaned) != 16:
+        raise click.BadParameter("an EUI-64 is 16 hex digits, e.g. 90B3D51F30000002")
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise click.BadParameter("an EUI-64 is 16 hex digits, e.g. 90B3D51F30000002")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per input, one per line.")
+@click.option("--keystore", type=click.Path(file_okay=False, exists=True, path_type=pathlib.Path),
+              help="SMKI keystore folder (RTDS layout, or `demo --keystore-out`): check "
+                   "GBCS MACs and signatures.")
+@click.option("--acb", "acb_text", default="90B3D51F30000002", show_default=True,
+              help="EUI-64 of the Access Control Broker whose KA key MACs commands.")
 @click.argument("inputs", nargs=-1, required=True, metavar="HEX|FILE...")
-def decode(as_json, inputs):
-    """Dissect frames: HDLC (7E...), wrapper (00 01...) or a bare APDU/AARQ.
+def decode(as_json, keystore, acb_text, inputs):
+    """Dissect frames: HDLC (7E...), wrapper (00 01...), GBCS (DD 00 00... or DF 09...)
+    or a bare APDU/AARQ.
 
-    A FILE holds hex lines (one frame each) or raw bytes. Exit code 0 when every
-    frame decodes, 1 when any does not, 2 when an input is neither hex nor a file.
+    A FILE holds hex lines (one frame each) or raw bytes. GBCS messages show the
+    envelope, the message code, the payload (DLMS ACCESS, GBZ or ASN.1) and, with
+    --keystore, whether MAC and signature verify. Exit code 0 when every frame decodes
+    (and nothing checked fails to verify), 1 when any does not, 2 when an input is
+    neither hex nor a file.
     """
+    from emulator.crypto import KeyStore
     from emulator.decode import InputError, dissect, read_inputs, render_tree
 
+    acb = parse_eui(acb_text)
+    store = KeyStore(keystore) if keystore is not None else None
     console = Console(highlight=False)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     bad_frames = unreadable = 0
@@ -249,17 +271,21 @@ def decode(as_json, inputs):
                 errors.print("[red]error[/]: %s" % escape(str(exc)))
             continue
         for label, data in items:
-            dissection = dissect(data)
+            dissection = dissect(data, store, acb)
             if as_json:
                 click.echo(json.dumps(dict({"input": label}, **dissection.to_json())))
             else:
                 console.print(render_tree(dissection, label))
             if not dissection.ok:
                 bad_frames += 1
-                if not as_json:
+                if not as_json and dissection.error:
                     layer, offset, reason = dissection.error
                     errors.print("[red]error[/]: %s: %s layer, offset %d: %s"
                                  % (escape(label), layer, offset, escape(reason)))
+                for check in dissection.checks:
+                    if not as_json and check["result"] == "failed":
+                        errors.print("[red]error[/]: %s: %s does not verify (%s)"
+                                     % (escape(label), check["check"], escape(check["detail"])))
     sys.exit(2 if unreadable else 1 if bad_frames else 0)
 
 

@@ -5,8 +5,11 @@
     render_tree(dissection, title)      # a rich Tree
 
 The outermost layer is detected from the first bytes: ``7E`` is an HDLC frame
-(IEC 62056-46, type 3), ``00 01`` the TCP/UDP wrapper (IEC 62056-47 §5.3.2), anything
-else a bare APDU (ACSE in BER, Green Book 9.4; xDLMS in A-XDR, Green Book 9.5). Each
+(IEC 62056-46, type 3), ``00 01`` the TCP/UDP wrapper (IEC 62056-47 §5.3.2), ``DD 00 00``
+or ``DF 09`` a GBCS message (GBCS v4 clause 7.2: envelope, then its payload as DLMS
+ACCESS, Data-Notification, GBZ or ASN.1, then its MAC and signature checked against a
+keystore: ``dissect(data, keystore, acb)``), anything else a bare APDU (ACSE in BER,
+Green Book 9.4; xDLMS in A-XDR, Green Book 9.5). Each
 layer hands its payload to the next, and every offset is relative to the start of the
 input, so a bad frame names the layer, the byte and the reason.
 """
@@ -20,13 +23,15 @@ import string
 from rich.markup import escape
 from rich.tree import Tree
 
-from emulator.codec import acse, hdlc, wrapper, xdlms
+from emulator.codec import access, acse, gbcs, gbcs_asn1, gbz, hdlc, wrapper, xdlms
 from emulator.codec.errors import CodecError
 from firmware.dlms import axdr as A
+from firmware.gbcs import codes, envelope, security
 from firmware.dlms import obis as O
 from firmware.dlms import results as R
 
 HDLC_FLAG = 0x7E
+DEFAULT_ACB = bytes.fromhex("90B3D51F30000002")   # the DCC as Access Control Broker in RTDS
 LLC_COMMAND = b"\xe6\xe6\x00"    # IEC 62056-46 §8.1 LLC sub-layer: destination/source LSAP
 LLC_RESPONSE = b"\xe6\xe7\x00"
 ACSE_TAGS = (0x60, 0x61, 0x62, 0x63)
@@ -38,6 +43,15 @@ CLASS_NAMES = {
     17: "SAP assignment", 70: "Disconnect control",
 }
 RESULT_FIELDS = ("data_access_result", "result", "action_result")
+
+
+VERIFIED, FAILED, NOT_CHECKED, ABSENT = "verified", "failed", "not checked", "absent"
+
+
+def is_gbcs(data):
+    """A GBCS message: MAC header (DD 00 00...) or a bare general-signing header (DF 09),
+    GBCS v4 clause 7.2."""
+    return data[:3] == b"\xdd\x00\x00" or data[:2] == b"\xdf\x09"
 
 
 class InputError(ValueError):
@@ -62,10 +76,14 @@ class Dissection:
         self.data = data
         self.layers = []
         self.error = None          # (layer, absolute offset, reason)
+        self.checks = []           # GBCS: [{"check", "result", "detail"}], see check()
 
     @property
     def ok(self):
-        return self.error is None
+        return self.error is None and not any(c["result"] == FAILED for c in self.checks)
+
+    def check(self, what, result, detail=""):
+        self.checks.append({"check": what, "result": result, "detail": detail})
 
     def fail(self, layer, offset, reason):
         self.error = (layer, offset, reason)
@@ -76,6 +94,8 @@ class Dissection:
         if self.error:
             layer, offset, reason = self.error
             out["error"] = {"layer": layer, "offset": offset, "reason": reason}
+        if self.checks:
+            out["verification"] = list(self.checks)
         return out
 
 
@@ -86,7 +106,7 @@ def read_inputs(argument):
     """One command-line argument -> [(label, bytes)]: a hex string, or a file of hex
     lines (one frame per line, '#' comments) or of raw bytes."""
     path = pathlib.Path(argument)
-    if path.is_file():
+    if _is_file(path):
         raw = path.read_bytes()
         try:
             text = raw.decode("ascii")
@@ -105,6 +125,13 @@ def read_inputs(argument):
         return [(argument, parse_hex(argument))]
     except InputError:
         raise InputError("%r is neither hex nor a readable file" % argument)
+
+
+def _is_file(path):
+    try:
+        return path.is_file()
+    except OSError:           # a long hex argument is too long a file name: it is hex
+        return False
 
 
 def _looks_like_hex_text(text):
@@ -142,11 +169,16 @@ def split_hdlc_stream(raw):
 # ------------------------------------------------------------------ layers
 
 
-def dissect(data):
+def dissect(data, keystore=None, acb=None):
+    """Layers of one input. GBCS messages are checked (MAC, signature) with `keystore`
+    (an `emulator.crypto.KeyStore`, optional); `acb` is the EUI-64 of the Access Control
+    Broker whose KA key MACs commands from remote parties (RTDS: 90B3D51F30000002)."""
     data = bytes(data)
     dissection = Dissection(data)
     if not data:
         dissection.fail("input", 0, "no bytes")
+    elif is_gbcs(data):
+        _gbcs(dissection, data, keystore, acb)
     elif data[0] == HDLC_FLAG:
         _hdlc(dissection, data)
     elif data[:2] == b"\x00\x01":
@@ -319,6 +351,259 @@ def _ln_text(ln):
     return repr(ln)
 
 
+# ------------------------------------------------------------------ GBCS
+
+
+CRA_NAMES = {1: "command", 2: "response", 3: "alert"}
+
+
+def _alert_message_names():
+    """Names of the alert message codes, from the constants `firmware.gbcs.codes` gives
+    them (the ones that name an alert first)."""
+    names = {}
+    for constant, value in sorted(vars(codes).items(), key=lambda kv: "ALERT" not in kv[0]):
+        if constant.isupper() and isinstance(value, int) and value in codes.ALERT_MESSAGE_CRITICAL:
+            names.setdefault(value, constant)
+    return names
+
+
+ALERT_MESSAGE_NAMES = _alert_message_names()
+
+
+def _gbcs(dissection, data, keystore, acb):
+    """GBCS v4 clause 7.2: MAC header, general-signing grouping header, payload, signature,
+    MAC; then the payload by its first bytes, and the MAC and signature checks."""
+    try:
+        body = gbcs.decode(data)
+    except CodecError as err:
+        dissection.fail(err.layer, err.offset or 0, err.reason)
+        return
+    mac = body.mac
+    mac_header = 0
+    if mac is not None:
+        mac_header = data.index(b"\xdf", 7)          # DD 00x6 <BER length> 11 00000000
+        dissection.layers.append(Layer(
+            "gbcs-mac-header", 0, mac_header,
+            "MAC header: %d bytes protected, 12-byte MAC" % (len(data) - mac_header - 12),
+            {"security_header": gbcs.SECURITY_HEADER, "mac": mac}))
+    signature = body.signature
+    tail = (0 if signature is None else 1 + len(signature)) + (12 if mac is not None else 0)
+    payload_at = len(data) - tail - len(body.payload)
+    fields = _grouping_fields(body)
+    dissection.layers.append(Layer("gbcs", mac_header, len(data) - mac_header,
+                                   _grouping_summary(fields), fields))
+    _gbcs_payload(dissection, body, bytes(body.payload), payload_at, keystore)
+    _verify(dissection, data, keystore, acb)
+
+
+def _grouping_fields(body):
+    other = body.other_information
+    code = other.message_code
+    name = codes.name_of(code) or ALERT_MESSAGE_NAMES.get(code)
+    critical = codes.is_critical(code)
+    fields = {
+        "cra_flag": "%d (%s)" % (int(body.cra_flag), CRA_NAMES[int(body.cra_flag)]),
+        "originator_counter": "%d (0x%016X)" % (body.originator_counter,
+                                                body.originator_counter),
+        "originator": body.originator.hex().upper(),
+        "recipient": body.recipient.hex().upper(),
+        "date_time": (_datetime_text(body.date_time) or body.date_time.hex())
+        if len(body.date_time) == 12 else None,
+        "message_code": "0x%04X" % code,
+        "use_case": name,
+        "critical": critical,
+    }
+    if other.supplementary is not None:
+        fields["supplementary_remote_party"] = other.supplementary.remote_party.hex().upper()
+        fields["supplementary_remote_counter"] = other.supplementary.remote_counter
+    if other.tail:
+        fields["other_information_tail"] = bytes(other.tail)
+    fields["payload_length"] = len(body.payload)
+    signature = body.signature
+    fields["signature"] = ("absent (pre-command)" if signature is None
+                           else "none (00)" if signature == b"" else bytes(signature))
+    return fields
+
+
+def _grouping_summary(fields):
+    return "%s %s %s counter %s from %s to %s" % (
+        fields["use_case"] or "unknown use case", fields["message_code"],
+        fields["cra_flag"].split("(")[1].rstrip(")"), fields["originator_counter"].split()[0],
+        fields["originator"], fields["recipient"])
+
+
+def _gbcs_payload(dissection, body, payload, offset, keystore):
+    """The payload by its first bytes (DOMAIN.md): D9/DA DLMS ACCESS, 0F DLMS
+    Data-Notification, 01 09 GBZ, otherwise ASN.1 DER by message code and CRA flag."""
+    if not payload:
+        return
+    if payload[0] in (access.ACCESS_REQUEST, access.ACCESS_RESPONSE):
+        try:
+            name, fields = access.decode_access(payload)
+        except CodecError as err:
+            dissection.fail(err.layer, offset + (err.offset or 0), err.reason)
+            return
+        fields = {k: v for k, v in fields.items() if k != "encodings"}
+        dissection.layers.append(Layer("dlms-access", offset, len(payload), name, fields))
+        _read_use_case(dissection, body, payload, offset, keystore)
+    elif payload[:2] == b"\x01\x09":
+        try:
+            value = gbz.decode(payload)
+        except CodecError as err:
+            dissection.fail(err.layer, offset + (err.offset or 0), err.reason)
+            return
+        components = value.components or []
+        summary = ("GBZ alert 0x%04X" % value.alert.alert_code if value.alert is not None
+                   else "GBZ %d component(s)" % len(components))
+        dissection.layers.append(Layer("gbz", offset, len(payload), summary,
+                                       _container_fields(value)))
+    elif payload[:3] == b"\xdd\x00\x09":
+        dissection.layers.append(Layer("segment", offset, len(payload),
+                                       "segmented GBCS payload (routing header + GBT)",
+                                       {"bytes": payload}))
+    elif payload[0] == xdlms.DATA_NOTIFICATION:
+        _apdu(dissection, payload, offset)
+    else:
+        kind = _asn1_kind(body)
+        if kind is None:
+            what = ("ASN.1 DER of a structure the host codecs do not describe"
+                    if payload[0] == 0x30 else "a payload the host codecs do not describe")
+            dissection.layers.append(Layer("payload", offset, len(payload), what,
+                                           {"bytes": payload}))
+            return
+        try:
+            value = gbcs_asn1.decode(kind, payload)
+        except CodecError as err:
+            dissection.fail(err.layer, offset + (err.offset or 0), err.reason)
+            return
+        dissection.layers.append(Layer("asn1", offset, len(payload), kind,
+                                       _container_fields(value)))
+
+
+def _asn1_kind(body):
+    """Which GBCS section 13 structure an ASN.1 payload is, by message code and CRA flag."""
+    code, cra = body.other_information.message_code, int(body.cra_flag)
+    suffix = {1: "_command", 2: "_response"}.get(cra)
+    if code == codes.FUTURE_DATED_UPDATE_SECURITY_CREDENTIALS_ALERT:
+        return "cs02b_alert"
+    if code == codes.FUTURE_DATED_FIRMWARE_ACTIVATION_ALERT:
+        return "cs06_alert"
+    if suffix is None:
+        return None
+    if code in codes.CS02B_CODES:
+        return "cs02b" + suffix
+    if code in (codes.CS03A1, codes.CS03A2, codes.CS03B, codes.CS03C):
+        return "join" + suffix
+    if code in (codes.CS04AC, codes.CS04B):
+        return "unjoin" + suffix
+    simple = {codes.CS02E: "cs02e", codes.CS06: "cs06", codes.GCS28: "gcs28"}
+    return simple[code] + suffix if code in simple else None
+
+
+def _container_fields(value):
+    """A construct Container (or anything in it) as plain JSON-safe values."""
+    if isinstance(value, dict):
+        return {str(k): _container_fields(v) for k, v in value.items()
+                if not str(k).startswith("_")}
+    if isinstance(value, (list, tuple)):
+        return [_container_fields(v) for v in value]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def _read_use_case(dissection, body, payload, offset, keystore):
+    """A response read as its use case reads it, encrypted fields opened when the
+    keystore holds the recipient's KA private key."""
+    from emulator.usecases import USE_CASE_BUILDERS, BuildContext, UseCaseError
+
+    if int(body.cra_flag) != 2:
+        return
+    uc = USE_CASE_BUILDERS.get(codes.name_of(body.other_information.message_code) or "")
+    if uc is None:
+        return
+    ctx = BuildContext(body.originator_counter, body.recipient, body.originator)
+    if keystore is not None:
+        ctx.crypto = _host_crypto()
+        ctx.ka_private = keystore.private_key(body.recipient, "ka")
+        ctx.target_ka_public = keystore.public_key(body.originator, "ka")
+    try:
+        fields = uc.read_response(payload, ctx)
+    except UseCaseError as err:
+        dissection.layers.append(Layer("use-case", offset, len(payload),
+                                       "%s response not read: %s" % (uc.name, err), {}))
+        return
+    except Exception as err:    # a reader's own shape assumption broke: say so, go on
+        dissection.layers.append(Layer("use-case", offset, len(payload),
+                                       "%s response not read (reader failed: %s: %s)"
+                                       % (uc.name, type(err).__name__, err), {}))
+        return
+    dissection.layers.append(Layer("use-case", offset, len(payload),
+                                   "%s response%s" % (uc.name, "" if fields.get("ok", True)
+                                                      else " (refused)"),
+                                   _container_fields(fields)))
+
+
+_CRYPTO = []
+
+
+def _host_crypto():
+    if not _CRYPTO:
+        from emulator.crypto import HostCrypto
+        _CRYPTO.append(HostCrypto())
+    return _CRYPTO[0]
+
+
+def _verify(dissection, data, keystore, acb):
+    """MAC and signature with the keystore (GBCS 4.3.3): commands from a remote party
+    are MAC'd by the ACB's KA key with the device's; responses and alerts by the
+    originator's KA key with the recipient's. ECDH is symmetric, so either side's
+    private key will do."""
+    message = envelope.parse(data)
+    crypto = _host_crypto()
+    if not message.mac_protected:
+        dissection.check("mac", ABSENT, "signed only, no MAC header")
+    elif keystore is None:
+        dissection.check("mac", NOT_CHECKED, "no keystore (--keystore DIR)")
+    else:
+        keys, why = _mac_keys(message, keystore, acb)
+        if keys is None:
+            dissection.check("mac", NOT_CHECKED, why)
+        elif security.verify_mac(crypto, crypto.ecdh(*keys), message):
+            dissection.check("mac", VERIFIED, why)
+        else:
+            dissection.check("mac", FAILED, why)
+    if message.signature is None:
+        dissection.check("signature", ABSENT, "pre-command: no signature field"
+                         if not message.signature_field else "not signed (00)")
+        return
+    public = None if keystore is None else keystore.public_key(message.originator, "ds")
+    who = "DS key of %s" % message.originator.hex().upper()
+    if public is None:
+        dissection.check("signature", NOT_CHECKED, "no keystore" if keystore is None
+                         else "keystore has no " + who)
+    elif security.verify_signature(crypto, public, message):
+        dissection.check("signature", VERIFIED, who)
+    else:
+        dissection.check("signature", FAILED, who)
+
+
+def _mac_keys(message, keystore, acb):
+    """((private key, peer public x||y), description) or (None, why not)."""
+    originator, recipient = message.originator, message.recipient
+    if message.cra_flag == envelope.CRA_COMMAND and not keystore.is_device(originator):
+        originator = acb if acb is not None else DEFAULT_ACB
+    pair = "KA keys of %s and %s" % (originator.hex().upper(), recipient.hex().upper())
+    for mine, theirs in ((originator, recipient), (recipient, originator)):
+        private = keystore.private_key(mine, "ka")
+        public = keystore.public_key(theirs, "ka")
+        if private is not None and public is not None:
+            return (private, public), pair
+    return None, "keystore lacks a private key of the " + pair
+
+
 # ------------------------------------------------------------------ values
 
 
@@ -401,7 +686,15 @@ def render_tree(dissection, title):
     if dissection.error:
         layer, offset, reason = dissection.error
         node.add("[bold red]error[/] %s at offset %d: %s" % (escape(layer), offset, escape(reason)))
+    for check in dissection.checks:
+        colour = CHECK_COLOURS.get(check["result"], "yellow")
+        tree.add("[bold]%s[/] [%s]%s[/]%s" % (escape(check["check"]), colour, check["result"],
+                                               "  " + escape(check["detail"])
+                                               if check["detail"] else ""))
     return tree
+
+
+CHECK_COLOURS = {VERIFIED: "green", FAILED: "bold red", NOT_CHECKED: "yellow", ABSENT: "dim"}
 
 
 def _add_fields(node, fields):
