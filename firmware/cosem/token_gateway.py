@@ -16,7 +16,10 @@ originator counters), and it and the credit change together or not at all: the U
 verified against a copy of the record, the credit is applied, then the copy is kept.
 `verify(utrn, record)` is injected (the ESME binds it to `firmware.gbcs.utrn.verify` with
 its crypto and the supplier's prepayment key agreement); the value goes to `credit`
-(a Credit, class 112) in pence (a pounds-class UTRN counts 100 p a unit).
+(a Credit, class 112) in pence (a pounds-class UTRN counts 100 p a unit). An optional
+`floor()` gives the counter a UTRN must exceed (the prepayment top-up floor a CS02b
+credentials update sets for a new supplier, GBCS 13.3.2); at or below it the UTRN fails
+validation.
 """
 
 from firmware.cosem.base import ActionError, CosemObject, DataAccessError, expect_int
@@ -55,9 +58,10 @@ class TokenGateway(CosemObject):
     method_count = 1
 
     def __init__(self, logical_name, verify, credit, record=None,
-                 delivery_method=DELIVERY_REMOTE):
+                 delivery_method=DELIVERY_REMOTE, floor=None):
         CosemObject.__init__(self, logical_name)
         self.verify = verify            # verify(utrn_text, record) -> (counter, class, value)
+        self.floor = floor              # floor() -> counter a UTRN must exceed, or None
         self.credit = credit
         self.record = record if record is not None else U.UtrnAntiReplay()
         self.delivery_method = delivery_method
@@ -74,7 +78,11 @@ class TokenGateway(CosemObject):
         except (U.UtrnError, ValueError) as e:
             self._refused(FORMAT_FAILURE, token, now, e)
         try:
-            copy.check(copy.full_counter(low_bits))
+            counter = copy.full_counter(low_bits)
+            copy.check(counter)
+            floor = None if self.floor is None else self.floor()
+            if floor is not None and counter <= floor:
+                raise U.UtrnError("UTRN counter not above the top-up floor")
         except U.UtrnError as e:
             self._refused(VALIDATION_FAILURE, token, now, e)
         try:

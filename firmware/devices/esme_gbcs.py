@@ -283,7 +283,7 @@ def add_gbcs_objects(esme, security, crypto):
     gb.charge = Charge(CHARGE)
     gb.account = Account(ACCOUNT, gb.credits, [gb.charge], PAYMENT_MODE_CREDIT)
     gb.token_gateway = TokenGateway(TOKEN_GATEWAY, _utrn_verifier(security, crypto),
-                                    gb.credits[0])
+                                    gb.credits[0], floor=_top_up_floor(security))
     objects = [gb.registers, gb.hh_profile, gb.daily_log]
     for name in (DP_REGISTERS, DP_HH_PROFILE, DP_DAILY_LOG):
         objects.append(gb.protection[name])
@@ -338,6 +338,14 @@ def _utrn_verifier(security, crypto):
         shared = crypto.ecdh(security.own_ka_private, key.public)
         return U.verify(crypto, shared, key.eui, security.own_eui, token, record)
     return verify
+
+
+def _top_up_floor(security):
+    def floor():
+        cell = security.anchors.get(codes.ROLE_SUPPLIER, codes.CELL_PREPAYMENT)
+        key = None if cell is None else cell.key(KA)
+        return None if key is None else security.specialist_floor(key.eui)
+    return floor
 
 
 # -- the use cases -------------------------------------------------------------------------

@@ -372,3 +372,14 @@ def test_protection_parameters_match_the_rtds_request_bytes():
     params = DP.parse_protection_parameters(axdr.decode_all(rtds)[1][1])
     assert (params.counter, params.originator, params.recipient) == (0x3E8, SUPPLIER, DEVICE)
     assert params.key_parameters == b"\x02" and params.other_information == b""
+
+
+def test_token_gateway_honours_the_top_up_floor():
+    credit = _credit()
+    floors = [None]
+    gateway = TokenGateway(unhexlify("0000132800ff"), _verifier(), credit,
+                           floor=lambda: floors[0])
+    floors[0] = 9 << 32                     # a CS02b set the new supplier's floor
+    _refused(gateway, _utrn(9, U.CLASS_PENCE, 5), VALIDATION_FAILURE)
+    assert credit.amount == 0 and gateway.record.accepted == []
+    assert gateway.enter(_utrn(10, U.CLASS_PENCE, 5), NOW) == 5

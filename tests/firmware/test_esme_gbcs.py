@@ -372,3 +372,22 @@ def test_daily_log_view_layout_and_selection_by_entry():
                 assert e.code == R.SCOPE_OF_ACCESS_VIOLATED
                 continue
             raise AssertionError("malformed selection accepted")
+
+
+def test_credit_and_utrn_record_survive_a_restart():
+    gbcs, esme, sec = _device()
+    shared = CRYPTO.ecdh(KEYS["supplier-pp-ka"], KEYS["device-ka"].public)
+    token = utrn.mint(CRYPTO, shared, SUPPLIER, DEVICE, 3 << 32, utrn.CLASS_PENCE, 700)
+    spec = A.RequestSpec.action(115, G.TOKEN_GATEWAY, 1)
+    command = _command(codes.CS01A, 3 << 32, [spec], [(axdr.OCTET_STRING, token.encode())])
+    gbcs.receive_gbcs(command, NOW)
+    saved = json.loads(json.dumps([esme.save_state(), sec.state()]))
+    again, esme2, sec2 = _device()
+    esme2.restore_state(saved[0])
+    sec2.load_state(saved[1])
+    assert esme2.gbcs_objects.credits[0].amount == 700
+    assert esme2.gbcs_objects.token_gateway.record.accepted == [3]
+    replay = _command(codes.CS01A, 4 << 32, [spec], [(axdr.OCTET_STRING, token.encode())])
+    out = again.receive_gbcs(replay, NOW)
+    assert _alert_code(out[1]) == codes.ALERT_DUPLICATE_UTRN
+    assert esme2.gbcs_objects.credits[0].amount == 700
