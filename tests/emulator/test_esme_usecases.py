@@ -12,6 +12,7 @@ import json
 import pathlib
 
 import pytest
+from hypothesis import assume, given, settings, strategies as st
 
 from emulator import smki
 from emulator.crypto import HostCrypto, KeyStore
@@ -424,3 +425,31 @@ def test_replayed_utrn_is_refused_with_the_duplicate_alert(pki):
     fields, out = p.run("CS01a", {"utrn": other}, counter=5 << 32)
     assert _alert(p, out[1]) == codes.ALERT_UTRN_NOT_AUTHENTIC
     assert json.loads(p.snapshot())["credits"] == before["credits"]
+
+
+@pytest.fixture(scope="module")
+def fuzz_premise(pki):
+    return Premise(pki)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_mangled_commands_never_raise_and_never_change_state(fuzz_premise, data):
+    p = fuzz_premise
+    use_case = data.draw(st.sampled_from(["ECS43", "ECS04b", "ECS45", "CS01a"]))
+    counter = p.counter + 1 if use_case != "CS01a" else 0x7FF << 32
+    params = {"utrn": p.utrn(0x7FF, utrn.CLASS_POUNDS, 1)} if use_case == "CS01a" else {}
+    genuine, _ = p.command(use_case, params, counter=counter)
+    mangled = bytearray(genuine)
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(mangled) - 1))
+        mangled[at] ^= data.draw(st.integers(1, 255))
+    if data.draw(st.booleans()):
+        del mangled[data.draw(st.integers(0, len(mangled))):]
+    assume(bytes(mangled) != genuine)   # two flips of one byte can cancel out
+    before = p.snapshot()
+    out = p.gbcs.receive_gbcs(bytes(mangled), p.now)
+    assert isinstance(out, list)
+    for raw in out:                      # only alerts: a mangled command is never obeyed
+        assert envelope.parse(raw).cra_flag == envelope.CRA_ALERT
+    assert p.snapshot() == before
