@@ -453,3 +453,31 @@ def test_mangled_commands_never_raise_and_never_change_state(fuzz_premise, data)
     for raw in out:                      # only alerts: a mangled command is never obeyed
         assert envelope.parse(raw).cra_flag == envelope.CRA_ALERT
     assert p.snapshot() == before
+
+
+@pytest.mark.parametrize("folder,use_case,prepare", [
+    ("7.2_ECS43", "ECS43", None),
+    ("7.3_ECS44", "ECS44", "disable"),
+    ("7.1_ECS42", "ECS42", "disable"),
+    ("7.4_ECS45", "ECS45", None),
+    ("1.5_ECS04b", "ECS04b", None),
+])
+def test_our_esme_answers_rtds_commands_with_the_rtds_response_payload(pki, folder, use_case,
+                                                                       prepare):
+    """The RTDS command payload (same counter) through our ESME: the ACCESS response is
+    the RTDS SUCCESS response, byte for byte."""
+    p = Premise(pki)
+    if prepare == "disable":
+        p.run("ECS43", {}, counter=1)
+    command = _load(RTDS / folder / ("%s_%s_SUCCESS_COMMAND_GBCS.HEX"
+                                     % (use_case, folder.split("_")[0])))
+    expected = _load(RTDS / folder / ("%s_%s_SUCCESS_RESPONSE_GBCS.HEX"
+                                      % (use_case, folder.split("_")[0])))
+    message = envelope.GbcsMessage(envelope.CRA_COMMAND, command.originator_counter, SUPPLIER,
+                                   ESME_EUI, command.message_code, command.payload)
+    if command.signature is not None:
+        security.sign(CRYPTO, p.org[SUPPLIER]["ds"].private_key, message)
+    security.protect_mac(CRYPTO, CRYPTO.ecdh(p.org[ACB]["ka"].private_key,
+                                             p.device["ka"].public_xy), message)
+    out = p.gbcs.receive_gbcs(message.encode(), p.now)
+    assert envelope.parse(out[0]).payload == expected.payload
