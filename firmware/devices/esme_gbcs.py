@@ -408,9 +408,7 @@ class EsmeGbcs:
     def receive_gbcs(self, data, now):
         try:
             message = parse(data)
-        except GbcsError:
-            return []
-        except Exception:
+        except (GbcsError, TypeError, ValueError):
             return []
         try:
             self.security.accept_command(message)
@@ -451,7 +449,8 @@ class EsmeGbcs:
             request = A.decode_request(message.payload)
         except A.AccessError:
             return self._alert(codes.ALERT_INTEGRITY_CHECK_FAILED, message.originator, now)
-        if (request.long_invoke_id_and_priority != A.gbcs_long_invoke_id(message.originator_counter)
+        invoke = A.gbcs_long_invoke_id(message.originator_counter)
+        if (request.long_invoke_id_and_priority != invoke
                 or len(request.data) != len(request.specifications)):
             return self._alert(codes.ALERT_INTEGRITY_CHECK_FAILED, message.originator, now)
         self.esme.advance(now)
@@ -471,8 +470,7 @@ class EsmeGbcs:
             except TokenRefused as refused:
                 data, results = _refused_at(request, _Refused(0, refused.code))
                 alerts = self._alert(_utrn_alert(refused.status_code), message.originator, now)
-        response = A.AccessResponse(A.gbcs_long_invoke_id(message.originator_counter), b"",
-                                    data, results)
+        response = A.AccessResponse(invoke, b"", data, results)
         reply = self.security.respond(message, response.encode(), cdt.datetime_bytes(now))
         return [reply] + alerts
 
