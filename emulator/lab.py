@@ -1,0 +1,531 @@
+"""The whole GBCS flow in one process: suppliers' head-ends, the DCC, the WAN, the comms
+hub (with its GPF), the virtual HAN, an ESME and a sleeping GSME, all issued from one
+`TestSmki` (docs/GBCS_INTERFACES.md section 9; ARCHITECTURE.md "The path of one request").
+
+    async with Lab(seed=0, region="south", loss=0.0) as lab:
+        outcome = await lab.request("A", "4.1.1", lab.esme_eui)    # DUIS in, values out
+        outcome.ok, outcome.response_code, outcome.fields, outcome.hops
+        lab.hops                       # every hop of every request, in order
+        lab.snapshot()                 # device state: registers, counters, supply, credit
+        lab.export_keystore(folder)    # the test PKI in the RTDS keystore layout
+
+Every hop is recorded (`Hop`): its name, direction, bytes, and what was verified there
+with the result. GBCS hops are checked by an observer holding the lab's keys with the
+same code as `smets-emu decode --keystore` (emulator/decode.py), so what the demo prints
+verifies the same way from an exported keystore. DUIS hops carry the DCC's verdict
+(response code) and the head-end's check of the DCC's XML signature.
+
+Time is simulated: `lab.now` (seconds since 1970) moves forward one second per request
+and by whole wake intervals when the GSME is let sleep; nothing waits on the wall clock
+except the WAN's TCP round trip (asyncio on 127.0.0.1) and its configured latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import pathlib
+
+from emulator import duis, smki, wan
+from emulator.crypto import HostCrypto, public_xy
+from emulator.dcc import Dcc, Party, RoutingTable
+from emulator.decode import FAILED, dissect, is_gbcs
+from emulator.duis import DuisRequest, DuisResponse, RequestId, XmlSigner
+from emulator.han.nodes import EsmeNode
+from emulator.han.virtual import VirtualHan
+from emulator.profiles import load_profile
+from emulator.usecases import USE_CASE_BUILDERS, BuildContext, UseCaseError
+from firmware.devices import esme_gbcs
+from firmware.devices.chf import CommsHub
+from firmware.devices.esme import Esme
+from firmware.gbcs import codes, envelope, security
+from firmware.gbcs.anchors import TrustAnchors
+from firmware.gbcs.device_security import DeviceSecurity
+from firmware.han import tunnel
+from firmware.sim.clock import SteppedClock
+
+# EUI-64s as RTDS 4.5.0 gives them to the same parties
+ACB_EUI = bytes.fromhex("90B3D51F30000002")
+TRANSCOS_EUI = bytes.fromhex("90B3D51F30000004")
+SUPPLIER_EUIS = {"A": bytes.fromhex("90B3D51F30010000"), "B": bytes.fromhex("90B3D51F30020000")}
+ESME_EUI = bytes.fromhex("00DB1234567890A0")
+GSME_EUI = bytes.fromhex("00DB1234567890A1")
+HUB_EUI = bytes.fromhex("00DB1234567890A2")
+GPF_EUI = bytes.fromhex("00DB1234567890A3")
+DEVICE_NAMES = {ESME_EUI: "ESME", GSME_EUI: "GSME", HUB_EUI: "hub", GPF_EUI: "GPF"}
+
+HISTORY = 2 * 86400 + 600           # simulated seconds of metering before the lab opens
+REQUEST_STEP = 1                    # simulated seconds per request
+I0 = duis.I0_SUCCESS
+
+
+def _optional(module):
+    """A part of issue 3 that may not be in the tree yet (GPF, WAN, head-end)."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise
+        return None
+
+
+class Hop:
+    """One message crossing one boundary: `name` (e.g. "DCC → hub"), `direction` ("down"
+    toward the device, "up" toward the head-end), `layer` ("duis", "wan", "han"), the
+    bytes, the GBCS message inside (or None), and `checks`: [{check, result, detail}]."""
+
+    def __init__(self, index, step, name, direction, layer, data, gbcs=None, checks=(),
+                 note=""):
+        self.index = index
+        self.step = step
+        self.name = name
+        self.direction = direction
+        self.layer = layer
+        self.data = bytes(data)
+        self.gbcs = None if gbcs is None else bytes(gbcs)
+        self.checks = list(checks)
+        self.note = note
+
+    @property
+    def ok(self):
+        return not any(c["result"] == FAILED for c in self.checks)
+
+    def to_json(self):
+        return {"hop": self.index, "step": self.step, "name": self.name,
+                "direction": self.direction, "layer": self.layer, "hex": self.data.hex(),
+                "gbcs": None if self.gbcs is None else self.gbcs.hex(),
+                "checks": self.checks, "ok": self.ok, "note": self.note}
+
+
+class Outcome:
+    """What a head-end got back for one service request."""
+
+    def __init__(self, srv, target, response, fields=None, hops=(), error=None):
+        self.srv = srv
+        self.target = target
+        self.response = response
+        self.fields = fields or {}
+        self.hops = list(hops)
+        self.error = error
+
+    @property
+    def response_code(self):
+        return None if self.response is None else self.response.response_code
+
+    @property
+    def ok(self):
+        return (self.response is not None and self.response.ok and self.error is None
+                and all(h.ok for h in self.hops))
+
+    def __repr__(self):
+        return "Outcome(%s -> %s, %s, %s)" % (self.srv, self.target.hex().upper(),
+                                             self.response_code, self.error or "ok")
+
+
+class LabKeys:
+    """The lab's keys in `emulator.crypto.KeyStore`'s shape (what decode's checks use)."""
+
+    def __init__(self, pki):
+        self.pki = pki
+
+    def _credential(self, eui, usage):
+        for table in (self.pki.organisations, self.pki.devices):
+            credentials = table.get(bytes(eui))
+            if credentials is not None:
+                return credentials.get(usage)
+        return None
+
+    def public_key(self, eui, usage):
+        credential = self._credential(eui, usage)
+        return None if credential is None else credential.public_xy
+
+    def private_key(self, eui, usage):
+        credential = self._credential(eui, usage)
+        return None if credential is None else credential.private_key
+
+    def is_device(self, eui):
+        return bytes(eui) in self.pki.devices
+
+
+class SupplierHeadEnd:
+    """A supplier's head-end as the lab drives it: builds DUIS requests signed with its
+    DS key, signs the DCC's pre-commands for critical SRVs (command variant 4, then 5),
+    and verifies and reads what comes back (the device's signature or the MAC agreed
+    with its own KA key; encrypted fields opened with it)."""
+
+    def __init__(self, name, eui, credentials, lab):
+        self.name = name
+        self.eui = eui
+        self.credentials = credentials
+        self.lab = lab
+        self.signer = XmlSigner(credentials["ds"].private_key, credentials["ds"].certificate)
+        self.counter = 0x1000            # its RequestID counter (the GBCS counter)
+        self.top_up_counter = 0          # high 32 bits of the UTRN counter
+
+    def next_counter(self):
+        self.counter += 1
+        return self.counter
+
+    def utrn(self, target, value_class, value):
+        """Mint a UTRN for `target` (GBCS 14; the prepayment KA key): (utrn, counter)."""
+        from firmware.gbcs import utrn
+        self.top_up_counter += 1
+        counter = max(self.top_up_counter << 32, (self.counter >> 32 << 32) + (1 << 32))
+        self.top_up_counter = counter >> 32
+        shared = self.lab.crypto.ecdh(self.credentials["pp-ka"].private_key,
+                                      self.lab.pki.devices[target]["ka"].public_xy)
+        return utrn.mint(self.lab.crypto, shared, self.eui, target, counter, value_class,
+                         value), counter
+
+    async def request(self, srv_variant, target, body=None, counter=None, step=""):
+        srv = duis.SERVICE_REQUESTS[srv_variant]
+        if counter is None:
+            counter = self.next_counter()
+        request_id = RequestId(self.eui, target, counter)
+        variant = duis.CV_TRANSFORM if srv.critical else 1
+        request = DuisRequest(request_id, variant, srv.reference, srv.variant, srv.body, body)
+        response = await self.lab.submit(self, request, step)
+        if srv.critical and response.ok and response.pre_command is not None:
+            pre = envelope.parse(response.pre_command)
+            security.sign(self.lab.crypto, self.credentials["ds"].private_key, pre)
+            signed = DuisRequest.signed_pre_command(request_id, srv.reference, srv.variant,
+                                                    pre.encode())
+            response = await self.lab.submit(self, signed, step)
+        return self.read(srv, target, counter, response)
+
+    def read(self, srv, target, counter, response):
+        """Verify the device's answer and read it with its use case."""
+        outcome = Outcome(srv.variant, target, response)
+        if not response.ok or response.gbcs_payload is None:
+            return outcome
+        device_type = self.lab.routing.get(target).device_type
+        use_case = srv.use_cases.get(device_type)
+        answer = envelope.parse(response.gbcs_payload)
+        problem = self.verify(answer, target)
+        if problem:
+            outcome.error = problem
+            return outcome
+        builder = USE_CASE_BUILDERS.get(use_case)
+        if builder is None:
+            return outcome
+        ctx = BuildContext(counter, self.eui, target, self.lab.now, self.lab.crypto,
+                           self.credentials["ka"].private_key,
+                           self.lab.pki.devices[target]["ka"].public_xy)
+        try:
+            outcome.fields = builder.read_response(answer.payload, ctx)
+        except (UseCaseError, NotImplementedError) as e:
+            outcome.error = "response not readable: %s" % e
+        return outcome
+
+    def verify(self, answer, target):
+        device = self.lab.pki.devices[target]
+        if answer.signature is not None:
+            if not security.verify_signature(self.lab.crypto, device["ds"].public_xy, answer):
+                return "device signature does not verify"
+            return ""
+        if not answer.mac_protected:
+            return "answer neither signed nor MAC'd"
+        if answer.recipient != self.eui:
+            return ""                     # addressed to a DCC party: the DCC checked it
+        shared = self.lab.crypto.ecdh(self.credentials["ka"].private_key, device["ka"].public_xy)
+        return "" if security.verify_mac(self.lab.crypto, shared, answer) else \
+            "device MAC does not verify"
+
+
+class Lab:
+    def __init__(self, seed=0, region="south", loss=0.0, record=True, wan="tcp",
+                 time_scale=0.01, wan_timeout=2.0):
+        """`loss` replaces the region's WAN loss (None keeps it); `time_scale` scales the
+        region's latency (1.0: as configured; the default runs a region in milliseconds);
+        `wan="direct"` calls the hub in process instead of over TCP (benchmarks)."""
+        self.seed = seed
+        self.region = region
+        self.loss = loss
+        self.record = record
+        self.wan_mode = wan
+        self.time_scale = time_scale
+        self.wan_timeout = wan_timeout
+        self.crypto = HostCrypto()
+        self.pki = smki.TestSmki(seed)
+        self.keys = LabKeys(self.pki)
+        self.hops = []
+        self.step = ""
+        self._issue_credentials()
+        self._build_premise()
+        self._build_dcc()
+        self.headends = {name: SupplierHeadEnd(name, eui, self.pki.organisations[eui], self)
+                         for name, eui in SUPPLIER_EUIS.items()}
+        self.wan = self.wan_server = None
+        self._han_seen = 0
+
+    # -- assembly ------------------------------------------------------------------------
+    def _issue_credentials(self):
+        pki = self.pki
+        pki.organisation(ACB_EUI, smki.ROLE_ACB, "DCC ACB")
+        pki.organisation(TRANSCOS_EUI, smki.ROLE_TRANSITIONAL_COS, "DCC TRANSCOS")
+        for name, eui in SUPPLIER_EUIS.items():
+            pki.organisation(eui, smki.ROLE_SUPPLIER, "SUPPLIER " + name)
+        for eui in (ESME_EUI, GSME_EUI, HUB_EUI, GPF_EUI):
+            pki.device(eui)
+
+    def anchors(self):
+        """The trust anchors a device leaves the factory with at installation: the root,
+        supplier A (management and prepayment), the ACB and the Transitional CoS party."""
+        org = self.pki.organisations
+        anchors = TrustAnchors()
+        root = self.pki.root
+        anchors.set(codes.ROLE_ROOT, codes.CELL_MANAGEMENT, bytes(8), ds_public=root.public_xy,
+                    ds_key_id=_key_id(root.certificate))
+        supplier = SUPPLIER_EUIS["A"]
+        for role, eui in ((codes.ROLE_SUPPLIER, supplier), (codes.ROLE_ACB, ACB_EUI),
+                          (codes.ROLE_TRANSITIONAL_COS, TRANSCOS_EUI)):
+            anchors.set(role, codes.CELL_MANAGEMENT, eui, ds_public=org[eui]["ds"].public_xy,
+                        ka_public=org[eui]["ka"].public_xy,
+                        ds_key_id=_key_id(org[eui]["ds"].certificate),
+                        ka_key_id=_key_id(org[eui]["ka"].certificate))
+        anchors.set(codes.ROLE_SUPPLIER, codes.CELL_PREPAYMENT, supplier,
+                    ka_public=org[supplier]["pp-ka"].public_xy,
+                    ka_key_id=_key_id(org[supplier]["pp-ka"].certificate))
+        return anchors
+
+    def _security(self, eui):
+        device = self.pki.devices[eui]
+        return DeviceSecurity(eui, device["ds"].private_key, device["ka"].private_key,
+                              self.crypto, self.anchors())
+
+    def _build_premise(self):
+        profile = load_profile("esme-single-phase")
+        self.start_time = profile["clock"]["start"]
+        self.now = self.start_time + HISTORY
+        self.clock = SteppedClock(self.start_time)
+        self.esme = Esme(profile, self.clock, seed=self.seed)
+        self.clock.set(self.now)
+        self.esme.advance(self.now)
+        self.esme_security = self._security(ESME_EUI)
+        self.esme_gbcs = esme_gbcs.EsmeGbcs(self.esme, self.esme_security, self.crypto)
+        self.han = VirtualHan(seed=self.seed)
+        self.han.now = self.now
+        self.gsme = self.gpf = None
+        self.hub_security = self._security(HUB_EUI)
+        self._build_gas()
+        self.hub = CommsHub(HUB_EUI, self.hub_security, self.han.send, gpf=self.gpf)
+        self.han.attach_hub(self.hub)
+        self.han.attach(ESME_EUI, EsmeNode(self.esme_gbcs))
+        self.hub.add_device(ESME_EUI, 1)                # device type ESME (GBCS CS03)
+        if self.gsme is not None:
+            self.han.attach(GSME_EUI, self.gsme)
+            self.hub.add_device(GSME_EUI, 0)
+
+    def _build_gas(self):
+        gsme_module = _optional("firmware.devices.gsme")
+        gpf_module = _optional("firmware.devices.gpf")
+        if gsme_module is None or gpf_module is None:
+            return                                       # gas arrives with the GPF
+        self.gsme_security = self._security(GSME_EUI)
+        self.gsme = gsme_module.Gsme({"clock": {"start": self.start_time}}, self.clock,
+                                     self.seed, self.gsme_security, self.crypto)
+        self.gsme.advance(self.now)
+        # the GPF answers as the GSME (firmware/devices/gpf.py: its DeviceSecurity is built
+        # on the GSME's EUI and keys, with counter records of its own)
+        self.gpf = gpf_module.GasProxyFunction(GSME_EUI, self._security(GSME_EUI), self.crypto)
+        self.gpf.upstream = _discard          # the hub forwards the GSME's PUTs itself
+        self.gpf.receive_mirror(self.gsme.mirror_report(self.now), self.now)
+
+    def _build_dcc(self):
+        org = self.pki.organisations
+        self.routing = RoutingTable()
+        supplier = SUPPLIER_EUIS["A"]
+        devices = [(ESME_EUI, codes.ESME), (HUB_EUI, codes.CHF)]
+        if self.gsme is not None:
+            devices.append((GSME_EUI, codes.GSME))
+        for eui, device_type in devices:
+            credentials = self.pki.devices[eui]
+            self.routing.add(eui, device_type, HUB_EUI, supplier, credentials["ds"].public_xy,
+                             credentials["ka"].public_xy)
+        users = [org[eui] for eui in SUPPLIER_EUIS.values()]
+        self.acb = Party(ACB_EUI, org[ACB_EUI]["ds"].private_key, org[ACB_EUI]["ka"].private_key)
+        self.transcos = Party(TRANSCOS_EUI, org[TRANSCOS_EUI]["ds"].private_key,
+                              org[TRANSCOS_EUI]["ka"].private_key, counter=0x5000)
+        self.dcc = Dcc(users, self.routing, {HUB_EUI: self._wan_send}, acb=self.acb, transcos=self.transcos,
+                       xml_signer=XmlSigner(org[ACB_EUI]["ds"].private_key,
+                                            org[ACB_EUI]["ds"].certificate),
+                       crypto=self.crypto, clock=lambda: self.now,
+                       organisation_ca=self.pki.organisation_ca.certificate)
+
+    # -- life cycle -----------------------------------------------------------------------
+    async def start(self):
+        """Open the WAN: the hub's end serves on 127.0.0.1 (an ephemeral port), the DCC's
+        end connects to it, both with the region's latency and loss (emulator/wan.py)."""
+        if self.wan_mode != "tcp":
+            return self
+        profile = wan.region_profile(self.region)
+        if self.loss is not None:
+            profile = wan.RegionProfile(profile.name, profile.latency, profile.jitter,
+                                        self.loss)
+        self.wan_server = wan.WanServer(self._hub_receive, region=profile, seed=self.seed,
+                                        time_scale=self.time_scale)
+        port = await self.wan_server.start()
+        self.wan = wan.WanClient(region=profile, seed=self.seed, time_scale=self.time_scale)
+        await self.wan.connect("127.0.0.1", port)
+        return self
+
+    async def close(self):
+        if self.wan is not None:
+            await self.wan.close()
+            await self.wan_server.close()
+            self.wan = self.wan_server = None
+
+    async def __aenter__(self):
+        return await self.start()
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
+    # -- the WAN and the hub side ----------------------------------------------------------
+    async def _wan_send(self, data):
+        """The DCC's link to the hub: over the TCP WAN when started, else in process.
+        Returns the response (if one came in time) and the alerts that came with it."""
+        self._hop("DCC → hub", "down", "wan", data, data)
+        if self.wan is not None:
+            answers = []
+            try:
+                answers.append(await self.wan.request(data, timeout=self.wan_timeout))
+            except wan.WanTimeout:
+                pass
+            await asyncio.sleep(0)               # alerts sent just after the response
+            answers.extend(self.wan.unsolicited)
+            del self.wan.unsolicited[:]
+        else:
+            answers = self._hub_receive(data)
+        for answer in answers:
+            self._hop("hub → DCC", "up", "wan", answer, answer)
+        return answers
+
+    def _hub_receive(self, data):
+        """What the hub does with one WAN message, the HAN run until it settles."""
+        up = list(self.hub.receive_wan(data, self.now))
+        more, _ = self.han.settle(self.now)
+        self._record_han()
+        return up + more
+
+    def _record_han(self):
+        if not self.record:
+            self._han_seen = len(self.han.log)
+            return
+        for record in self.han.log[self._han_seen:]:
+            source = DEVICE_NAMES.get(record.source, record.source.hex().upper())
+            destination = DEVICE_NAMES.get(record.destination, record.destination.hex().upper())
+            inner = _tunnel_payload(record.delivered if record.delivered is not None
+                                    else record.data)
+            direction = "down" if record.source == HUB_EUI else "up"
+            self._hop("%s → %s" % (source, destination), direction, "han", record.data, inner,
+                      note="" if record.fate == "delivered" else record.fate)
+        self._han_seen = len(self.han.log)
+
+    def _hop(self, name, direction, layer, data, gbcs=None, checks=None, note=""):
+        if not self.record:
+            return None
+        if checks is None:
+            checks = self.observe(gbcs) if gbcs is not None and is_gbcs(gbcs) else []
+        hop = Hop(len(self.hops), self.step, name, direction, layer, data,
+                  gbcs if gbcs is not None and is_gbcs(gbcs) else None, checks, note)
+        self.hops.append(hop)
+        return hop
+
+    def observe(self, gbcs):
+        """MAC and signature of a GBCS message, checked as `decode --keystore` does."""
+        dissection = dissect(gbcs, self.keys, ACB_EUI)
+        checks = list(dissection.checks)
+        if dissection.error:
+            layer, offset, reason = dissection.error
+            checks.append({"check": "decode", "result": FAILED,
+                           "detail": "%s offset %d: %s" % (layer, offset, reason)})
+        return checks
+
+    # -- DUIS ------------------------------------------------------------------------------
+    async def submit(self, headend, request, step=""):
+        """One signed DUIS request from a head-end to the DCC, and the DCC's signed reply
+        checked by the head-end (the DCC's XML signature)."""
+        xml = request.to_xml(headend.signer)
+        self._hop("%s head-end → DCC" % headend.name, "down", "duis", xml,
+                  checks=[{"check": "duis", "result": "sent", "detail": repr(request)}])
+        reply_xml = await self.dcc.handle(xml)
+        response = DuisResponse.from_xml(reply_xml)
+        checks = []
+        try:
+            duis.verify_with_certificate(reply_xml,
+                                         self.pki.organisations[ACB_EUI]["ds"].certificate)
+            checks.append({"check": "duis signature", "result": "verified",
+                           "detail": "DCC's DS key"})
+        except duis.DuisError as e:
+            checks.append({"check": "duis signature", "result": FAILED, "detail": e.reason})
+        checks.append({"check": "response code", "result": response.response_code,
+                       "detail": _dcc_reason(self.dcc, request)})
+        inner = response.pre_command or response.gbcs_payload
+        if inner is not None and self.record:
+            checks.extend(self.observe(inner))
+        self._hop("DCC → %s head-end" % headend.name, "up", "duis", reply_xml, inner, checks)
+        return response
+
+    async def request(self, supplier, srv_variant, target, body=None, counter=None, step=None):
+        """A service request from supplier "A" or "B" through the whole chain."""
+        self.now += REQUEST_STEP
+        self.clock.set(self.now)
+        self.step = step or "%s %s" % (srv_variant, duis.SERVICE_REQUESTS[srv_variant].name)
+        first = len(self.hops)
+        outcome = await self.headends[supplier].request(srv_variant, target, body, counter,
+                                                        self.step)
+        outcome.hops = self.hops[first:]
+        return outcome
+
+    # -- state -----------------------------------------------------------------------------
+    def snapshot(self):
+        """The devices' state the attack tests hold still: registers, counters, supply,
+        credit, UTRN record, clock."""
+        gb = self.esme.gbcs_objects
+        out = {
+            "esme": {"counters": self.esme_security.state()["counters"],
+                     "supply": self.esme.supply_state,
+                     "import": self.esme.import_register.value[1],
+                     "clock": self.esme.clock(),
+                     "credits": [c.amount for c in gb.credits],
+                     "utrns": list(gb.token_gateway.record.accepted),
+                     "anchors": self.esme_security.state()["anchors"]},
+            "hub": {"counters": self.hub_security.state()["counters"],
+                    "devices": sorted(self.hub.device_log)},
+        }
+        if self.gsme is not None:
+            out["gsme"] = self.gsme.state()
+        return out
+
+    def export_keystore(self, folder):
+        """The lab's test PKI as a keystore folder (RTDS layout)."""
+        return self.pki.export(pathlib.Path(folder))
+
+
+def _discard(_):
+    return None
+
+
+def _tunnel_payload(frame):
+    try:
+        kind, _, payload = tunnel.decode(frame)
+    except tunnel.TunnelError:
+        return None
+    return payload if kind == tunnel.PUT else None
+
+
+def _dcc_reason(dcc, request):
+    for event in reversed(dcc.events):
+        if event.request_id == request.request_id:
+            detail = getattr(event, "detail", None) or {}
+            if event.kind == "refused":
+                return "%s: %s" % (detail.get("reason"), detail.get("detail"))
+            return event.kind
+    return ""
+
+
+def _key_id(certificate):
+    from cryptography import x509
+    return certificate.extensions.get_extension_for_class(
+        x509.SubjectKeyIdentifier).value.digest
