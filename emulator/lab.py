@@ -29,8 +29,9 @@ import pathlib
 from emulator import duis, smki, wan
 from emulator.crypto import HostCrypto, public_xy
 from emulator.dcc import Dcc, Party, RoutingTable
+from emulator.headend import HeadEnd
 from emulator.decode import FAILED, dissect, is_gbcs
-from emulator.duis import DuisRequest, DuisResponse, RequestId, XmlSigner
+from emulator.duis import DuisRequest, DuisResponse, XmlSigner
 from emulator.han.nodes import EsmeNode
 from emulator.han.virtual import VirtualHan
 from emulator.profiles import load_profile
@@ -98,28 +99,33 @@ class Hop:
 
 
 class Outcome:
-    """What a head-end got back for one service request."""
+    """What a head-end got back for one step (its `emulator.headend.Result`) and the hops
+    the step took."""
 
-    def __init__(self, srv, target, response, fields=None, hops=(), error=None):
+    def __init__(self, srv, target, result, hops=()):
         self.srv = srv
         self.target = target
-        self.response = response
-        self.fields = fields or {}
+        self.result = result
         self.hops = list(hops)
-        self.error = error
 
     @property
     def response_code(self):
-        return None if self.response is None else self.response.response_code
+        return self.result.code
+
+    @property
+    def fields(self):
+        return self.result.fields
+
+    @property
+    def checks(self):
+        return self.result.checks
 
     @property
     def ok(self):
-        return (self.response is not None and self.response.ok and self.error is None
-                and all(h.ok for h in self.hops))
+        return self.result.ok and all(h.ok for h in self.hops)
 
     def __repr__(self):
-        return "Outcome(%s -> %s, %s, %s)" % (self.srv, self.target.hex().upper(),
-                                             self.response_code, self.error or "ok")
+        return "Outcome(%s, %s, ok=%s)" % (self.srv, self.response_code, self.ok)
 
 
 class LabKeys:
@@ -147,89 +153,19 @@ class LabKeys:
         return bytes(eui) in self.pki.devices
 
 
-class SupplierHeadEnd:
-    """A supplier's head-end as the lab drives it: builds DUIS requests signed with its
-    DS key, signs the DCC's pre-commands for critical SRVs (command variant 4, then 5),
-    and verifies and reads what comes back (the device's signature or the MAC agreed
-    with its own KA key; encrypted fields opened with it)."""
+class DccTap:
+    """What the head-ends see as the DCC (`async handle(xml)`, `take_alerts(eui)`): the
+    lab's DCC, with each DUIS exchange recorded as two hops."""
 
-    def __init__(self, name, eui, credentials, lab):
-        self.name = name
-        self.eui = eui
-        self.credentials = credentials
+    def __init__(self, lab, name):
         self.lab = lab
-        self.signer = XmlSigner(credentials["ds"].private_key, credentials["ds"].certificate)
-        self.counter = 0x1000            # its RequestID counter (the GBCS counter)
-        self.top_up_counter = 0          # high 32 bits of the UTRN counter
+        self.name = name
 
-    def next_counter(self):
-        self.counter += 1
-        return self.counter
+    async def handle(self, xml):
+        return await self.lab.exchange(self.name, xml)
 
-    def utrn(self, target, value_class, value):
-        """Mint a UTRN for `target` (GBCS 14; the prepayment KA key): (utrn, counter)."""
-        from firmware.gbcs import utrn
-        self.top_up_counter += 1
-        counter = max(self.top_up_counter << 32, (self.counter >> 32 << 32) + (1 << 32))
-        self.top_up_counter = counter >> 32
-        shared = self.lab.crypto.ecdh(self.credentials["pp-ka"].private_key,
-                                      self.lab.pki.devices[target]["ka"].public_xy)
-        return utrn.mint(self.lab.crypto, shared, self.eui, target, counter, value_class,
-                         value), counter
-
-    async def request(self, srv_variant, target, body=None, counter=None, step=""):
-        srv = duis.SERVICE_REQUESTS[srv_variant]
-        if counter is None:
-            counter = self.next_counter()
-        request_id = RequestId(self.eui, target, counter)
-        variant = duis.CV_TRANSFORM if srv.critical else 1
-        request = DuisRequest(request_id, variant, srv.reference, srv.variant, srv.body, body)
-        response = await self.lab.submit(self, request, step)
-        if srv.critical and response.ok and response.pre_command is not None:
-            pre = envelope.parse(response.pre_command)
-            security.sign(self.lab.crypto, self.credentials["ds"].private_key, pre)
-            signed = DuisRequest.signed_pre_command(request_id, srv.reference, srv.variant,
-                                                    pre.encode())
-            response = await self.lab.submit(self, signed, step)
-        return self.read(srv, target, counter, response)
-
-    def read(self, srv, target, counter, response):
-        """Verify the device's answer and read it with its use case."""
-        outcome = Outcome(srv.variant, target, response)
-        if not response.ok or response.gbcs_payload is None:
-            return outcome
-        device_type = self.lab.routing.get(target).device_type
-        use_case = srv.use_cases.get(device_type)
-        answer = envelope.parse(response.gbcs_payload)
-        problem = self.verify(answer, target)
-        if problem:
-            outcome.error = problem
-            return outcome
-        builder = USE_CASE_BUILDERS.get(use_case)
-        if builder is None:
-            return outcome
-        ctx = BuildContext(counter, self.eui, target, self.lab.now, self.lab.crypto,
-                           self.credentials["ka"].private_key,
-                           self.lab.pki.devices[target]["ka"].public_xy)
-        try:
-            outcome.fields = builder.read_response(answer.payload, ctx)
-        except (UseCaseError, NotImplementedError) as e:
-            outcome.error = "response not readable: %s" % e
-        return outcome
-
-    def verify(self, answer, target):
-        device = self.lab.pki.devices[target]
-        if answer.signature is not None:
-            if not security.verify_signature(self.lab.crypto, device["ds"].public_xy, answer):
-                return "device signature does not verify"
-            return ""
-        if not answer.mac_protected:
-            return "answer neither signed nor MAC'd"
-        if answer.recipient != self.eui:
-            return ""                     # addressed to a DCC party: the DCC checked it
-        shared = self.lab.crypto.ecdh(self.credentials["ka"].private_key, device["ka"].public_xy)
-        return "" if security.verify_mac(self.lab.crypto, shared, answer) else \
-            "device MAC does not verify"
+    def take_alerts(self, eui):
+        return self.lab.dcc.take_alerts(eui)
 
 
 class Lab:
@@ -253,8 +189,7 @@ class Lab:
         self._issue_credentials()
         self._build_premise()
         self._build_dcc()
-        self.headends = {name: SupplierHeadEnd(name, eui, self.pki.organisations[eui], self)
-                         for name, eui in SUPPLIER_EUIS.items()}
+        self.headends = {name: self._head_end(name, eui) for name, eui in SUPPLIER_EUIS.items()}
         self.wan = self.wan_server = None
         self._han_seen = 0
 
@@ -352,6 +287,16 @@ class Lab:
                        crypto=self.crypto, clock=lambda: self.now,
                        organisation_ca=self.pki.organisation_ca.certificate)
 
+    def _head_end(self, name, eui):
+        head_end = HeadEnd(eui, self.pki.organisations[eui], DccTap(self, name),
+                           dcc_certificate=self.pki.organisations[ACB_EUI]["ds"].certificate,
+                           crypto=self.crypto, clock=lambda: self.now,
+                           path_certificates=[_der(self.pki.organisation_ca.certificate)])
+        for record in self.routing:
+            head_end.add_device(record.eui, record.device_type, record.ds_public,
+                                record.ka_public)
+        return head_end
+
     # -- life cycle -----------------------------------------------------------------------
     async def start(self):
         """Open the WAN: the hub's end serves on 127.0.0.1 (an ephemeral port), the DCC's
@@ -443,40 +388,45 @@ class Lab:
         return checks
 
     # -- DUIS ------------------------------------------------------------------------------
-    async def submit(self, headend, request, step=""):
-        """One signed DUIS request from a head-end to the DCC, and the DCC's signed reply
-        checked by the head-end (the DCC's XML signature)."""
-        xml = request.to_xml(headend.signer)
-        self._hop("%s head-end → DCC" % headend.name, "down", "duis", xml,
-                  checks=[{"check": "duis", "result": "sent", "detail": repr(request)}])
+    async def exchange(self, name, xml):
+        """One signed DUIS request from head-end `name` to the DCC and the DCC's reply,
+        recorded with the DCC's verdict and the observer's checks of the GBCS inside."""
+        request = DuisRequest.from_xml(xml)
+        self._hop("%s head-end → DCC" % name, "down", "duis", xml,
+                  checks=[{"check": "duis request", "result": "sent", "detail": repr(request)}])
         reply_xml = await self.dcc.handle(xml)
-        response = DuisResponse.from_xml(reply_xml)
-        checks = []
-        try:
-            duis.verify_with_certificate(reply_xml,
-                                         self.pki.organisations[ACB_EUI]["ds"].certificate)
-            checks.append({"check": "duis signature", "result": "verified",
-                           "detail": "DCC's DS key"})
-        except duis.DuisError as e:
-            checks.append({"check": "duis signature", "result": FAILED, "detail": e.reason})
-        checks.append({"check": "response code", "result": response.response_code,
-                       "detail": _dcc_reason(self.dcc, request)})
-        inner = response.pre_command or response.gbcs_payload
-        if inner is not None and self.record:
-            checks.extend(self.observe(inner))
-        self._hop("DCC → %s head-end" % headend.name, "up", "duis", reply_xml, inner, checks)
-        return response
+        if self.record:
+            response = DuisResponse.from_xml(reply_xml)
+            checks = [{"check": "response code", "result": response.response_code,
+                       "detail": _dcc_reason(self.dcc, request)}]
+            try:
+                duis.verify_with_certificate(reply_xml,
+                                             self.pki.organisations[ACB_EUI]["ds"].certificate)
+                checks.insert(0, {"check": "duis signature", "result": "verified",
+                                  "detail": "the DCC's DS key"})
+            except duis.DuisError as e:
+                checks.insert(0, {"check": "duis signature", "result": FAILED,
+                                  "detail": e.reason})
+            inner = response.pre_command or response.gbcs_payload
+            if inner is not None:
+                checks.extend(self.observe(inner))
+            self._hop("DCC → %s head-end" % name, "up", "duis", reply_xml, inner, checks)
+        return reply_xml
 
     async def request(self, supplier, srv_variant, target, body=None, counter=None, step=None):
         """A service request from supplier "A" or "B" through the whole chain."""
+        return await self.run(supplier, lambda head_end: head_end.request(
+            srv_variant, target, body, counter), step or "%s %s" % (
+            srv_variant, duis.SERVICE_REQUESTS[srv_variant].name), srv_variant, target)
+
+    async def run(self, supplier, action, step, srv="", target=b""):
+        """`action(head_end)` (a HeadEnd coroutine: read_registers, top_up...) as one step."""
         self.now += REQUEST_STEP
         self.clock.set(self.now)
-        self.step = step or "%s %s" % (srv_variant, duis.SERVICE_REQUESTS[srv_variant].name)
+        self.step = step
         first = len(self.hops)
-        outcome = await self.headends[supplier].request(srv_variant, target, body, counter,
-                                                        self.step)
-        outcome.hops = self.hops[first:]
-        return outcome
+        result = await action(self.headends[supplier])
+        return Outcome(srv or result.srv, target, result, self.hops[first:])
 
     # -- state -----------------------------------------------------------------------------
     def snapshot(self):
@@ -523,6 +473,11 @@ def _dcc_reason(dcc, request):
                 return "%s: %s" % (detail.get("reason"), detail.get("detail"))
             return event.kind
     return ""
+
+
+def _der(certificate):
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return certificate.public_bytes(Encoding.DER)
 
 
 def _key_id(certificate):
