@@ -309,7 +309,7 @@ class Dcc:
         if request.body_name != srv.body:
             raise _Refusal("wrong_variant", "body %s for SRV %s" % (request.body_name, srv.variant))
         self._take_counter(user, srv, request.request_id.counter)
-        use_case, params = _params(srv, use_case, request, user)
+        use_case, params = _params(srv, record, request)
         message = self._command(user, record, use_case, params, request.request_id.counter)
         if variant == duis.CV_TRANSFORM:
             message.signature_field = False
@@ -597,14 +597,25 @@ def _credentials_outcome(payload):
 
 
 # -- DUIS body -> use-case parameters --------------------------------------------------------
-def _params(srv, use_case, request, user):
-    """(use case, builder parameters) from the DUIS body; bad_parameters when it lacks what
-    the use case needs."""
-    body = request.body if isinstance(request.body, dict) else {}
+def use_case_params(srv, device_type, body):
+    """(use case, builder parameters) for an SRV on a device type from its DUIS body (the
+    DCC's transform; the head-end uses it to check a pre-command before signing it).
+    Raises ValueError when the body lacks what the use case needs."""
+    use_case = srv.use_cases.get(device_type)
+    if use_case is None:
+        raise ValueError("SRV %s has no use case on a %s" % (srv.variant, device_type))
+    body = body if isinstance(body, dict) else {}
     try:
         return _TRANSLATE.get(srv.variant, _no_params)(use_case, body)
-    except (KeyError, TypeError, ValueError, duis.DuisError) as e:
-        raise _Refusal("bad_parameters", "SRV %s body: %s" % (srv.variant, e))
+    except (KeyError, TypeError, duis.DuisError) as e:
+        raise ValueError("SRV %s body: %s" % (srv.variant, e))
+
+
+def _params(srv, record, request):
+    try:
+        return use_case_params(srv, record.device_type, request.body)
+    except ValueError as e:
+        raise _Refusal("bad_parameters", str(e))
 
 
 def _no_params(use_case, body):
