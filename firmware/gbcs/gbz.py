@@ -182,9 +182,10 @@ def decode(data):
             _expect_end(buf, at)
             return payload
     for i in range(count):
+        start = at
         component, last, at = _component(buf, at)
         if last != (i == count - 1):
-            raise GbzError(at, "the last-component flag must be on the last one only")
+            raise GbzError(start, "the last-component flag must be on the last one only")
         payload.components.append(component)
     _expect_end(buf, at)
     return payload
