@@ -9,7 +9,8 @@
                                                  # upstream messages come back
     up, now = han.settle(now)                    # run until nothing is in flight
 
-Sans-IO and deterministic: time is the caller's (`now`, integer or float seconds), and
+Sans-IO and deterministic: time is the caller's (`now`, seconds; delays may be fractions,
+but devices count whole seconds, so nodes and the hub are handed `int(now)`), and
 loss, delay jitter and corruption are drawn from one `random.Random(seed)` in the order
 frames are sent, so a seed replays the same bytes. Each frame is logged
 (`FrameRecord`: when, from, to, the bytes sent, the bytes delivered, its fate) for pcap
@@ -148,7 +149,7 @@ class VirtualHan:
         for eui in sorted(self.nodes):
             node = self.nodes[eui]
             if hasattr(node, "poll"):
-                for frame in node.poll(now) or ():
+                for frame in node.poll(int(now)) or ():
                     self.send_to_hub(eui, frame)
         upstream: list[bytes] = []
         count = 0
@@ -177,11 +178,11 @@ class VirtualHan:
             if self.hub is None:
                 record.fate = UNREACHABLE
                 return []
-            return list(self.hub.receive_han(record.source, record.delivered, self.now))
+            return list(self.hub.receive_han(record.source, record.delivered, int(self.now)))
         node = self.nodes.get(record.destination)
         if node is None:
             record.fate = UNREACHABLE
             return []
-        for frame in node.receive_tunnel(record.delivered, self.now) or ():
+        for frame in node.receive_tunnel(record.delivered, int(self.now)) or ():
             self.send_to_hub(record.destination, frame)
         return []
