@@ -302,16 +302,113 @@ class DemoFailure(Exception):
 
 
 @main.command()
+@click.option("--dlms-only", is_flag=True,
+              help="The DLMS-only demo: serve an ESME on TCP and read it with the host client.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per message hop (with its hex), one per line.")
+@click.option("--keystore-out", type=click.Path(file_okay=False, path_type=pathlib.Path),
+              help="Export the lab's test PKI here (for `decode --keystore`).")
+@click.option("--region", type=click.Choice(["north", "central", "south"]), default="south",
+              show_default=True, help="CSP region of the premise: the WAN's latency and loss.")
+@click.option("--loss", type=float, default=0.0, show_default=True,
+              help="WAN frame loss (replaces the region's; retransmission hides it).")
 @click.option("--profile", "profile_name_or_path", default="esme-single-phase", show_default=True,
-              help="A shipped profile name or a TOML path.")
+              help="--dlms-only: a shipped profile name or a TOML path.")
 @click.option("--runtime", "runtime_name", type=click.Choice(["cpython", "micropython"]),
-              default="cpython", show_default=True)
+              default="cpython", show_default=True, help="--dlms-only: the device runtime.")
 @click.option("--framing", type=click.Choice(["wrapper", "hdlc"]), default="wrapper",
-              show_default=True)
+              show_default=True, help="--dlms-only: the link framing.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--micropython", "micropython_binary", default="micropython", show_default=True)
 @click.option("--heapsize", help="MicroPython heap, e.g. 512K.")
-def demo(profile_name_or_path, runtime_name, framing, seed, micropython_binary, heapsize):
+def demo(dlms_only, as_json, keystore_out, region, loss, profile_name_or_path, runtime_name,
+         framing, seed, micropython_binary, heapsize):
+    """Run the GBCS lab in one process: head-end -> DCC -> WAN -> hub -> HAN -> ESME/GSME.
+
+    Commission, read registers and the HH profile, top up, disable and enable supply,
+    read gas through the GPF while the GSME sleeps, change supplier and see the old one
+    refused; every hop's verification is shown. Exit code 1 when any check fails.
+    """
+    if dlms_only:
+        _dlms_demo(profile_name_or_path, runtime_name, framing, seed, micropython_binary,
+                   heapsize)
+        return
+    from emulator.lab import Lab, demo_sequence
+
+    if not 0.0 <= loss < 1.0:
+        raise click.BadParameter("a probability below 1", param_hint="--loss")
+
+    async def run():
+        async with Lab(seed=seed, region=region, loss=loss) as lab:
+            if keystore_out is not None:
+                lab.export_keystore(keystore_out)
+            return lab, await demo_sequence(lab)
+
+    lab, steps = asyncio.run(run())
+    if as_json:
+        for hop in lab.hops:
+            click.echo(json.dumps(hop.to_json()))
+    else:
+        print_demo(Console(highlight=False), lab, steps, keystore_out)
+    failed = [step for step in steps if not step.ok]
+    if failed:
+        errors = Console(stderr=True, highlight=False, soft_wrap=True)
+        for step in failed:
+            errors.print("[red]failed[/]: %s" % escape(step.title))
+        sys.exit(1)
+
+
+CHECK_STYLE = {"verified": "green", "failed": "bold red", "absent": "dim", "sent": "dim",
+               "not checked": "yellow", "I0": "green"}
+
+
+def print_demo(console, lab, steps, keystore_out):
+    from rich.table import Table
+
+    console.print("[bold]smets-emu GBCS lab[/]: seed %d, region %s (WAN over TCP on 127.0.0.1), "
+                  "premise ESME %s, GSME %s, hub %s" % (
+                      lab.seed, lab.region, lab.esme_security.own_eui.hex().upper(),
+                      "00DB1234567890A1", lab.hub.eui.hex().upper()))
+    for number, step in enumerate(steps, 1):
+        console.rule("[bold]%d. %s" % (number, escape(step.title)))
+        if step.skipped:
+            console.print("[yellow]not run[/]: %s" % escape(step.skipped))
+            continue
+        hops = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        for column in ("hop", "layer", "bytes", "verified"):
+            hops.add_column(column, justify="right" if column == "bytes" else "left")
+        for hop in step.outcome.hops:
+            hops.add_row(escape(hop.name), hop.layer, str(len(hop.data)), _check_text(hop.checks))
+        console.print(hops)
+        for what, passed, detail in step.expectations:
+            console.print("  %s %s%s" % ("[green]✓[/]" if passed else "[bold red]✗[/]",
+                                          escape(what), " [dim](%s)[/]" % escape(str(detail))
+                                          if detail else ""))
+        for label, value in step.values:
+            console.print("  [cyan]%s[/]: %s" % (escape(label), escape(str(value))))
+    passed = sum(1 for s in steps if s.ok and not s.skipped)
+    skipped = sum(1 for s in steps if s.skipped)
+    failed = sum(1 for s in steps if not s.ok)
+    console.rule()
+    console.print("%d steps passed, %d failed, %d not run; %d hops recorded"
+                  % (passed, failed, skipped, len(lab.hops)))
+    if keystore_out is not None:
+        console.print("test PKI exported to %s: smets-emu decode --keystore %s HEX..."
+                      % (keystore_out, keystore_out))
+
+
+def _check_text(checks):
+    words = []
+    for check in checks:
+        if check["check"] == "duis request":
+            continue
+        style = CHECK_STYLE.get(check["result"], "yellow" if check["result"].startswith("E")
+                                else "white")
+        words.append("%s [%s]%s[/]" % (escape(check["check"]), style, escape(check["result"])))
+    return ", ".join(words)
+
+
+def _dlms_demo(profile_name_or_path, runtime_name, framing, seed, micropython_binary, heapsize):
     """Serve an ESME on a loopback TCP port and read it back with the host client."""
     profile = load_profile(profile_name_or_path)
     console = Console(highlight=False)

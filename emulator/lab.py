@@ -484,3 +484,179 @@ def _key_id(certificate):
     from cryptography import x509
     return certificate.extensions.get_extension_for_class(
         x509.SubjectKeyIdentifier).value.digest
+
+
+# -- the demo sequence (smets-emu demo) -------------------------------------------------------
+
+class Step:
+    """One step of the demo: its outcome and what was expected of it, each expectation
+    (what, passed, detail) checked against the devices themselves, not the head-end."""
+
+    def __init__(self, title, outcome=None, skipped=None):
+        self.title = title
+        self.outcome = outcome
+        self.skipped = skipped
+        self.expectations = []
+        self.values = []              # (label, text) shown to the reader
+
+    def expect(self, what, passed, detail=""):
+        self.expectations.append((what, bool(passed), detail))
+
+    def show(self, label, value):
+        self.values.append((label, value))
+
+    @property
+    def ok(self):
+        if self.skipped:
+            return True
+        return all(p for _, p, _ in self.expectations) and (
+            self.outcome is None or all(h.ok for h in self.outcome.hops))
+
+
+def _missing_builder(use_case):
+    if use_case in USE_CASE_BUILDERS:
+        return None
+    return "the %s builder (emulator/usecases) is not in this tree yet" % use_case
+
+
+async def demo_sequence(lab):
+    """The issue's readable sequence on a started lab: a list of `Step`."""
+    from firmware.cosem.disconnect import CONNECTED, DISCONNECTED
+
+    steps = []
+    esme = lab.esme
+    supplier_a, supplier_b = SUPPLIER_EUIS["A"], SUPPLIER_EUIS["B"]
+
+    step = Step("Commission the ESME (SRV 8.1.1, ECS70, critical)")
+    step.outcome = o = await lab.run("A", lambda h: h.commission(ESME_EUI), step.title, "8.1.1",
+                                     ESME_EUI)
+    step.expect("I0 and the device's signed response", o.ok, o.response_code)
+    step.expect("ESME clock within the window", abs(esme.clock() - lab.now) <= 60,
+                "meter clock %d, lab %d" % (esme.clock(), lab.now))
+    step.show("meter clock", _utc(esme.clock()))
+    steps.append(step)
+
+    step = Step("Read instantaneous import registers (SRV 4.1.1, ECS17b, encrypted)")
+    step.outcome = o = await lab.run("A", lambda h: h.read_registers(ESME_EUI), step.title,
+                                     "4.1.1", ESME_EUI)
+    held = esme.import_register.value[1]
+    step.expect("I0", o.ok, o.response_code)
+    step.expect("decrypted import register equals the meter's", o.fields.get("import_wh") == held,
+                "read %s, meter %s" % (o.fields.get("import_wh"), held))
+    step.show("import active energy", "%s Wh" % o.fields.get("import_wh"))
+    steps.append(step)
+
+    step = Step("Read the half-hourly profile, last 24 h (SRV 4.8.1, ECS22b, encrypted)")
+    start, end = lab.now - 86400, lab.now
+    step.outcome = o = await lab.run("A", lambda h: h.read_profile(ESME_EUI, start, end),
+                                     step.title, "4.8.1", ESME_EUI)
+    entries = o.fields.get("entries") or []
+    ring = esme.hh_profile.ring
+    stored = [ring.time(k) for k in range(ring.count) if start <= ring.time(k) <= end]
+    step.expect("I0", o.ok, o.response_code)
+    step.expect("48 entries, the meter's own times", [t for t, _ in entries] == stored
+                and len(entries) == 48, "%d entries" % len(entries))
+    if entries:
+        step.show("entries", "%d, %s .. %s, last %s Wh" % (len(entries), _utc(entries[0][0]),
+                                                          _utc(entries[-1][0]), entries[-1][1]))
+    steps.append(step)
+
+    credit = esme.gbcs_objects.credits[0]
+    before = credit.amount
+    step = Step("Top up £10 by UTRN (SRV 2.2, CS01a through the Token Gateway)")
+    step.outcome = o = await lab.run("A", lambda h: h.top_up(ESME_EUI, 1000), step.title, "2.2",
+                                     ESME_EUI)
+    step.expect("I0", o.ok, o.response_code)
+    step.expect("credit rose by 1000 p", credit.amount - before == 1000,
+                "%d -> %d" % (before, credit.amount))
+    step.show("UTRN", o.fields.get("utrn"))
+    step.show("credit", "%d p" % credit.amount)
+    steps.append(step)
+
+    for title, action, srv, state in (
+            ("Disable supply (SRV 7.2, ECS43, critical)", lambda h: h.disable_supply(ESME_EUI),
+             "7.2", DISCONNECTED),
+            ("Enable supply (SRV 7.1, ECS42, critical)", lambda h: h.enable_supply(ESME_EUI),
+             "7.1", CONNECTED)):
+        step = Step(title)
+        step.outcome = o = await lab.run("A", action, title, srv, ESME_EUI)
+        step.expect("I0 and the device's signed response", o.ok, o.response_code)
+        step.expect("supply state %d" % state, esme.supply_state == state,
+                    "supply state %d" % esme.supply_state)
+        step.show("supply state", {0: "disconnected", 1: "connected",
+                                   2: "ready for reconnection"}.get(esme.supply_state))
+        steps.append(step)
+
+    steps.append(await _gas_read(lab))
+    steps.extend(await _change_of_supplier(lab, supplier_a, supplier_b))
+    return steps
+
+
+async def _gas_read(lab):
+    title = "Gas registers through the GPF while the GSME sleeps (SRV 4.1.1, GCS13a)"
+    missing = ("the GSME and GPF (firmware/devices/gsme.py, gpf.py)" if lab.gsme is None
+               else _missing_builder("GCS13a"))
+    if missing:
+        return Step(title, skipped=missing)
+    step = Step(title)
+    wakes = lab.gsme.wakes
+    step.outcome = o = await lab.run("A", lambda h: h.read_registers(GSME_EUI), title, "4.1.1",
+                                     GSME_EUI)
+    step.expect("I0, answered with the GSME's EUI", o.ok, o.response_code)
+    step.expect("the GSME did not wake", lab.gsme.wakes == wakes and not lab.gsme.awake,
+                "wakes %d -> %d" % (wakes, lab.gsme.wakes))
+    mirror = lab.gpf.mirror or {}
+    read = _first_present(o.fields, ("summation", "current_summation_delivered",
+                                     "summation_dm3"))
+    step.expect("the GPF's mirrored summation", read == mirror.get("summation"),
+                "read %s, mirror %s" % (read, mirror.get("summation")))
+    step.show("gas summation", "%s dm3" % read)
+    return step
+
+
+async def _change_of_supplier(lab, old, new):
+    title = "Change of supplier to B by the Transitional CoS party (SRV 6.23, CS02b)"
+    missing = _missing_builder("CS02bSupplierByTransCoS")
+    if missing:
+        return [Step(title, skipped=missing)]
+    lab.routing.register_change_of_supplier(ESME_EUI, new)
+    step = Step(title)
+    step.outcome = o = await lab.run("B", lambda h: h.change_of_supplier(ESME_EUI), title,
+                                     "6.23", ESME_EUI)
+    anchor = lab.esme_security.anchors.get(codes.ROLE_SUPPLIER)
+    step.expect("I0", o.ok, o.response_code)
+    step.expect("the ESME's supplier anchor is B", anchor is not None and anchor.eui == new,
+                anchor.eui.hex().upper() if anchor is not None else "none")
+    step.expect("the DCC routes the ESME to B", lab.routing.get(ESME_EUI).supplier == new)
+    steps = [step]
+
+    title = "The old supplier A is refused (SRV 7.2 from A after the change)"
+    step = Step(title)
+    supply = lab.esme.supply_state
+    step.outcome = o = await lab.run("A", lambda h: h.disable_supply(ESME_EUI), title, "7.2",
+                                     ESME_EUI)
+    step.expect("refused by the DCC with E4", o.response_code == "E4", o.response_code)
+    step.expect("supply unchanged", lab.esme.supply_state == supply)
+    steps.append(step)
+
+    title = "The new supplier B reads the registers (SRV 4.1.1)"
+    step = Step(title)
+    step.outcome = o = await lab.run("B", lambda h: h.read_registers(ESME_EUI), title, "4.1.1",
+                                     ESME_EUI)
+    step.expect("I0, MAC'd to B with B's key", o.ok, o.response_code)
+    step.show("import active energy", "%s Wh" % o.fields.get("import_wh"))
+    steps.append(step)
+    return steps
+
+
+def _first_present(fields, names):
+    for name in names:
+        if name in fields:
+            return fields[name]
+    return None
+
+
+def _utc(seconds):
+    import datetime
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M:%SZ")

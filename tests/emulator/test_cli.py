@@ -208,7 +208,7 @@ def test_profile_json_is_the_generated_board_json(tmp_path):
 
 
 def test_demo_reads_the_meter_and_exits_0():
-    result = CliRunner().invoke(main, ["demo"])
+    result = CliRunner().invoke(main, ["demo", "--dlms-only"])
     assert result.exit_code == 0, result.output
     assert "EMU0SP0000000001" in result.stdout
     assert "Half-hourly profile: the last 48 entries" in result.stdout
@@ -218,8 +218,8 @@ def test_demo_reads_the_meter_and_exits_0():
 @pytest.mark.micropython
 @pytest.mark.skipif(shutil.which("micropython") is None, reason="no micropython binary")
 def test_demo_on_micropython_prints_what_cpython_prints():
-    on_cpython = CliRunner().invoke(main, ["demo", "--framing", "hdlc"])
-    on_micropython = CliRunner().invoke(main, ["demo", "--framing", "hdlc",
+    on_cpython = CliRunner().invoke(main, ["demo", "--dlms-only", "--framing", "hdlc"])
+    on_micropython = CliRunner().invoke(main, ["demo", "--dlms-only", "--framing", "hdlc",
                                                "--runtime", "micropython"])
     assert on_micropython.exit_code == 0, on_micropython.output
     assert "on the micropython runtime" in on_micropython.stdout
@@ -232,7 +232,7 @@ def _readings(stdout):
 
 
 def test_demo_fails_with_a_non_zero_exit_when_the_runtime_cannot_start():
-    result = CliRunner().invoke(main, ["demo", "--runtime", "micropython",
+    result = CliRunner().invoke(main, ["demo", "--dlms-only", "--runtime", "micropython",
                                        "--micropython", "no-such-micropython"])
     assert result.exit_code == 1
     assert "demo failed" in result.output and "no-such-micropython" in result.output
