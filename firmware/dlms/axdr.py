@@ -554,6 +554,10 @@ def _dec_list(buf, pos, end, depth):
     if count > end - pos:
         raise AxdrError(pos, "%d elements cannot fit in %d bytes" % (count, end - pos))
     depth += 1
+    if count > 1 and depth < MAX_DEPTH and pos < end and buf[pos] == STRUCTURE:
+        rows = _uniform_rows(buf, pos, end, count)
+        if rows is not None:
+            return rows
     items = []
     append = items.append
     fixed_types = _FIXED_BY_TAG
@@ -599,6 +603,132 @@ def _dec_list(buf, pos, end, depth):
         value, pos = _decode(buf, pos, end, depth)
         append(value)
     return items, pos
+
+
+# An array of structures that all have one shape (same member tags, same octet-string
+# lengths: a Profile Generic buffer, Blue Book 4.3.6 attribute 2) is read in blocks of
+# rows: one unpack_from for the tag/length bytes of a block, compared with what the
+# first row's shape predicts for every row, and one for its values. Any difference,
+# or too few bytes, and the array is read value by value instead (which reports the
+# error, if there is one).
+_SIZES_BY_TAG = [None] * 256        # payload size of a tag a uniform row may hold
+for _tag in _FIXED:
+    _SIZES_BY_TAG[_tag] = _FIXED[_tag][1]
+for _tag in _OCTETS:
+    _SIZES_BY_TAG[_tag] = _OCTETS[_tag]
+_SIZES_BY_TAG[OCTET_STRING] = -1    # its one-byte length follows the tag
+del _tag
+_BLOCK_ROWS = (32, 16, 8, 4, 2, 1)  # block sizes: a bounded set of formats per shape
+_SHAPES = {}                        # row shape -> {rows: block layout}; cleared when full
+_SHAPES_MAX = 16
+
+
+def _uniform_rows(buf, pos, end, count):
+    """-> (items, next_offset) for `count` structures of one shape at `pos`, or None."""
+    shape = _row_shape(buf, pos, end)
+    if shape is None:
+        return None
+    known = _SHAPES.get(shape)
+    if known is None:
+        if len(_SHAPES) >= _SHAPES_MAX:
+            _SHAPES.clear()
+        known = _SHAPES[shape] = _shape_record(shape)
+    row_size, tags, blocks = known
+    if pos + count * row_size > end:
+        return None
+    items = []
+    left = count
+    for rows in _BLOCK_ROWS:
+        while left >= rows:
+            block = blocks.get(rows)
+            if block is None:
+                block = blocks[rows] = _block_layout(shape, rows)
+            if unpack_from(block[0], buf, pos) != block[2]:
+                return None
+            it = iter(unpack_from(block[1], buf, pos))
+            if len(tags) == 2:
+                t0, t1 = tags
+                items += [(STRUCTURE, [(t0, a), (t1, b)]) for a, b in zip(it, it)]
+            else:
+                items += [(STRUCTURE, list(zip(tags, row))) for row in zip(*([it] * len(tags)))]
+            pos += rows * row_size
+            left -= rows
+    return items, pos
+
+
+def _row_shape(buf, pos, end):
+    """The shape of the structure at `pos` as a tuple: its member count, then each
+    member's tag (and an octet-string's length); None unless every member is a
+    fixed-size value or an octet-string shorter than 0x80."""
+    if pos + 1 >= end:
+        return None
+    count = buf[pos + 1]
+    if count == 0 or count >= 0x80:
+        return None
+    shape = [count]
+    at = pos + 2
+    for _ in range(count):
+        if at >= end:
+            return None
+        tag = buf[at]
+        size = _SIZES_BY_TAG[tag]
+        if size is None:
+            return None
+        shape.append(tag)
+        if size < 0:
+            if at + 1 >= end:
+                return None
+            size = buf[at + 1]
+            if size >= 0x80:
+                return None
+            shape.append(size)
+            at += 1
+        at += 1 + size
+    return tuple(shape)
+
+
+def _members(shape):
+    """[(tag, header bytes, payload size, struct code)] of a row shape."""
+    out = []
+    i = 1
+    header = bytes((STRUCTURE, shape[0]))
+    while i < len(shape):
+        tag = shape[i]
+        size = _SIZES_BY_TAG[tag]
+        if size < 0:
+            i += 1
+            size = shape[i]
+            header += bytes((tag, size))
+            code = "%ds" % size
+        else:
+            header += bytes((tag,))
+            code = _FIXED[tag][0][1] if tag in _FIXED else "%ds" % size
+        out.append((tag, header, size, code))
+        header = b""
+        i += 1
+    return out
+
+
+def _shape_record(shape):
+    """(row size, member tags, {rows: block layout, filled on demand}) of a shape."""
+    size = 0
+    tags = []
+    for member in _members(shape):
+        size += len(member[1]) + member[2]
+        tags.append(member[0])
+    return size, tuple(tags), {}
+
+
+def _block_layout(shape, rows):
+    """(header format, value format, expected headers) for `rows` rows of `shape`."""
+    header_format = ""
+    value_format = ""
+    headers = []
+    for member in _members(shape):
+        header_format += "%ds%dx" % (len(member[1]), member[2])
+        value_format += "%dx%s" % (len(member[1]), member[3])
+        headers.append(member[1])
+    return (">" + header_format * rows, ">" + value_format * rows, tuple(headers) * rows)
 
 
 def _row_layout(buf, pos, members):
