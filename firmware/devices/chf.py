@@ -42,8 +42,9 @@ reassembled (`tunnel.Reassembler`). A PUT carries a response or an alert from th
 device (its originator must be the device: a node speaks only for itself): a response
 goes up only while its command is outstanding (originator, recipient and counter match)
 and then never again, so a late or repeated answer is forwarded once; an alert goes up
-once per (device, counter). The GSME's frames (its GET polls and its PUT answers) go, whole,
-to `gpf.receive_tunnel(frame, now)`, whose returned frames are sent back to the GSME.
+once per (device, counter). The GSME's TransferData payloads (its GET polls and its PUT
+answers) also go, as they arrive, to `gpf.receive_tunnel(data, now)`, whose returned
+payloads are sent back to the GSME.
 A GET from any other device is answered GET-RESPONSE with nothing queued.
 
 The GPF, duck-typed: `gpf.gsme_eui` (and optionally `gpf.eui`), `gpf.receive_gbcs(data,
@@ -186,6 +187,10 @@ class CommsHub:
         key = _hex(eui)
         if key not in self.device_log:
             return self._drop("HAN frame from a device not in the log")
+        to_gpf = self.gpf is not None and eui == getattr(self.gpf, "gsme_eui", None)
+        if to_gpf:
+            for answer in self._call(self.gpf.receive_tunnel, bytes(frame), now):
+                self._send(eui, answer)
         reassembler = self._reassemblers.get(key)
         if reassembler is None:
             reassembler = T.Reassembler()
@@ -197,14 +202,9 @@ class CommsHub:
         if got is None:
             return []
         self._expire(now)
-        kind, remaining, payload = got
-        if self.gpf is not None and eui == getattr(self.gpf, "gsme_eui", None):
-            whole = _frame(kind, remaining, payload)
-            for answer in self._call(self.gpf.receive_tunnel, whole, now):
-                self._send(eui, answer)
-        elif kind == T.GET:
+        kind, _, payload = got
+        if kind == T.GET and not to_gpf:
             self._send(eui, T.get_response(0))
-            return []
         if kind != T.PUT:
             return []
         return self._upstream(eui, payload, (eui,))
@@ -452,14 +452,6 @@ def _refused_at(request, refused):
         results.append(A.ResponseSpec(kind, refused.code if i == refused.index
                                       else R.OTHER_REASON))
     return data, results
-
-
-def _frame(kind, remaining, payload):
-    if kind == T.GET:
-        return T.get()
-    if kind == T.GET_RESPONSE:
-        return T.get_response(remaining, payload)
-    return T.put(payload)
 
 
 def _hex(data):

@@ -73,6 +73,7 @@ class QueueingGpf:
         self.gsme_eui = gsme_eui
         self.queue = []
         self.seen = []
+        self.reassembler = T.Reassembler()
 
     def receive_gbcs(self, data, now):
         message = parse(data)
@@ -84,7 +85,10 @@ class QueueingGpf:
         return []
 
     def receive_tunnel(self, frame, now):
-        kind, remaining, payload = T.decode(frame)
+        got = self.reassembler.feed(frame, now)
+        if got is None:
+            return []
+        kind, remaining, payload = got
         self.seen.append(kind)
         if kind == T.GET and self.queue:
             return [T.get_response(len(self.queue) - 1, self.queue.pop(0))]
@@ -322,3 +326,29 @@ def test_state_survives_a_restart():
     answer = response(ESME, 0x8000)
     assert again.receive_han(ESME, T.put(answer), NOW + 5) == [answer]
     assert json.dumps(again.state()) != json.dumps(saved)
+
+
+def test_a_long_gsme_answer_reaches_the_gpf_segment_by_segment_and_goes_up_once():
+    gpf = QueueingGpf(GSME)
+    hub, han = make(gpf)
+    hub.add_device(GSME, 0)
+    hub.receive_wan(command(GSME, 0x9000, b"\x01\x09hh", codes.GCS17), NOW)
+    hub.receive_han(GSME, T.get(), NOW + 1)
+    answer = response(GSME, 0x9000, b"\x01\x09" + b"\x42" * 3200, codes.GCS17)
+    got = [hub.receive_han(GSME, p, NOW + 2) for p in T.segments(T.put(answer))]
+    assert got == [[], [], [answer]]
+    assert gpf.seen == [T.GET, T.PUT]
+
+
+def test_a_gpf_that_raises_does_not_take_the_hub_down():
+    class Broken(QueueingGpf):
+        def receive_gbcs(self, data, now):
+            raise RuntimeError("boom")
+
+        def receive_tunnel(self, frame, now):
+            raise RuntimeError("boom")
+    hub, han = make(Broken(GSME))
+    hub.add_device(GSME, 0)
+    assert hub.receive_wan(command(GSME, 1, b"\x01\x09", codes.GCS13A), NOW) == []
+    assert hub.receive_han(GSME, T.get(), NOW) == [] and han.sent == []
+    assert hub.stats["device port raised"] == 2
