@@ -52,6 +52,7 @@ placeholders from the XSD's enumeration (`UNCONFIRMED_CODES`), overridable with
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 
 from emulator import duis
@@ -59,6 +60,7 @@ from emulator.crypto import HostCrypto, public_xy
 from emulator.duis import DuisRequest, DuisResponse, RequestId
 from emulator.smki import organisation_eui, organisation_role
 from emulator.usecases import USE_CASE_BUILDERS, BuildContext, UseCaseError
+from emulator.wan import WanTimeout
 from firmware.dlms.apdu import ApduError, DataNotification, decode_apdu
 from firmware.gbcs import codes
 from firmware.gbcs import credentials as cs02
@@ -425,7 +427,9 @@ class Dcc:
             out = await self._link(record.hub)(data)
         except _Refusal:
             raise
-        except Exception as e:          # the WAN's failures are the DCC's E20
+        except (WanTimeout, asyncio.TimeoutError) as e:     # sent, nothing came back
+            raise _Refusal("no_response", str(e))
+        except Exception as e:          # the WAN's other failures are the DCC's E20
             raise _Refusal("no_link", "%s: %s" % (type(e).__name__, e))
         response = None
         for raw in out or []:
@@ -633,9 +637,14 @@ def _top_up(use_case, body):
 
 
 def _read_log(use_case, body):
+    """ReadLogPeriod {StartDateTime, EndDateTime}; GBZ profile reads ask for a number of
+    half-hour samples instead of an end (GCS17), so both are given."""
     period = body["ReadLogPeriod"]
-    return use_case, {"from": duis.parse_date_time(period["StartDateTime"]),
-                      "to": duis.parse_date_time(period["EndDateTime"])}
+    start = duis.parse_date_time(period["StartDateTime"])
+    end = duis.parse_date_time(period["EndDateTime"])
+    if end < start:
+        raise ValueError("EndDateTime before StartDateTime")
+    return use_case, {"from": start, "to": end, "count": (end - start) // 1800 + 1}
 
 
 def _clock(use_case, body):

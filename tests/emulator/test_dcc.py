@@ -104,6 +104,9 @@ class Premise:
         self.seen = []
 
     async def send(self, data):
+        return self.receive(data)
+
+    def receive(self, data):
         self.seen.append(bytes(data))
         message = parse(data)
         if message.recipient != ESME:
@@ -531,3 +534,58 @@ def test_malformed_duis_is_a_duis_error_not_a_response():
         with pytest.raises(duis.DuisError):
             run(lab.dcc.submit(bad))
     assert lab.premise.seen == [] and lab.dcc.events == []
+
+
+# -- through the WAN (emulator/wan.py) ---------------------------------------------------------
+
+def test_requests_travel_the_tcp_wan_and_a_silent_device_is_E21():
+    from emulator import wan
+
+    async def scenario():
+        lab = Lab()
+        server = wan.WanServer(lab.premise.receive, region="north", seed=4, time_scale=0.002)
+        port = await server.start()
+        client = wan.WanClient(region="north", seed=4, time_scale=0.002)
+        await client.connect("127.0.0.1", port)
+
+        async def over_the_wan(data):
+            answers = []
+            try:
+                answers.append(await client.request(data, timeout=2.0))
+            except wan.WanTimeout:
+                pass
+            await asyncio.sleep(0.05)                 # alerts that follow the response
+            answers.extend(client.unsolicited)
+            del client.unsolicited[:]
+            return answers
+
+        async def timing_out(data):
+            return [await client.request(data, timeout=0.3)]
+
+        lab.dcc.hub_link = {HUB: over_the_wan}
+        signer = XmlSigner(key(SUPPLIER_A, "ds"), ORGS[SUPPLIER_A]["ds"].certificate)
+        try:
+            read = await lab.dcc.submit(DuisRequest(
+                RequestId(SUPPLIER_A, ESME, 1000), 1, "4.1", "4.1.1",
+                "ReadInstantaneousImportRegisters").to_xml(signer))
+            pre = await lab.dcc.submit(DuisRequest(
+                RequestId(SUPPLIER_A, ESME, 1001), 4, "7.2", "7.2", "DisableSupply"
+            ).to_xml(signer))
+            done = await lab.dcc.submit(DuisRequest.signed_pre_command(
+                RequestId(SUPPLIER_A, ESME, 1001), "7.2", "7.2",
+                sign(pre.pre_command, key(SUPPLIER_A, "ds"))).to_xml(signer))
+            lab.premise.security.own_eui = bytes(8)   # the device stops answering to its EUI
+            lab.dcc.hub_link = {HUB: timing_out}
+            silent = await lab.dcc.submit(DuisRequest(
+                RequestId(SUPPLIER_A, ESME, 1002), 1, "7.4", "7.4",
+                "ReadSupplyStatus").to_xml(signer))
+        finally:
+            await client.close()
+            await server.close()
+        return lab, read, done, silent
+
+    lab, read, done, silent = run(scenario())
+    assert read.response_code == "I0" and parse(read.gbcs_payload).message_code == codes.ECS17B
+    assert done.response_code == "I0" and lab.premise.supply_state() == DISCONNECTED
+    assert silent.response_code == "E21"
+    assert lab.reasons()[-1] == "no_response"
