@@ -288,5 +288,12 @@ def is_encrypted(component: Container) -> bool:
 
 
 def _reason(e: Exception) -> str:
-    text = str(e).split("\n")[0]
-    return text or type(e).__name__
+    """construct's "Error in path P\nmessage" as "message (at P)"."""
+    lines = [line for line in str(e).split("\n") if line]
+    if not lines:
+        return type(e).__name__
+    if len(lines) > 1 and lines[0].startswith("Error in path"):
+        where = lines[0][len("Error in path"):].replace("(parsing)", "").replace(
+            "(building)", "").strip(" ->")
+        return "%s (at %s)" % (" ".join(lines[1:]), where)
+    return lines[0]
