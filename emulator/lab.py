@@ -49,6 +49,7 @@ from firmware.sim.clock import SteppedClock
 ACB_EUI = bytes.fromhex("90B3D51F30000002")
 TRANSCOS_EUI = bytes.fromhex("90B3D51F30000004")
 SUPPLIER_EUIS = {"A": bytes.fromhex("90B3D51F30010000"), "B": bytes.fromhex("90B3D51F30020000")}
+NETWORK_OPERATOR_EUI = bytes.fromhex("90B3D51F30040000")
 ESME_EUI = bytes.fromhex("00DB1234567890A0")
 GSME_EUI = bytes.fromhex("00DB1234567890A1")
 HUB_EUI = bytes.fromhex("00DB1234567890A2")
@@ -190,6 +191,7 @@ class Lab:
         self._build_premise()
         self._build_dcc()
         self.headends = {name: self._head_end(name, eui) for name, eui in SUPPLIER_EUIS.items()}
+        self.headends["N"] = self._head_end("N", NETWORK_OPERATOR_EUI)     # a network operator
         self.wan = self.wan_server = None
         self._han_seen = 0
 
@@ -200,6 +202,7 @@ class Lab:
         pki.organisation(TRANSCOS_EUI, smki.ROLE_TRANSITIONAL_COS, "DCC TRANSCOS")
         for name, eui in SUPPLIER_EUIS.items():
             pki.organisation(eui, smki.ROLE_SUPPLIER, "SUPPLIER " + name)
+        pki.organisation(NETWORK_OPERATOR_EUI, smki.ROLE_NETWORK_OPERATOR, "NETWORK OPERATOR")
         for eui in (ESME_EUI, GSME_EUI, HUB_EUI, GPF_EUI):
             pki.device(eui)
 
@@ -276,8 +279,8 @@ class Lab:
         for eui, device_type in devices:
             credentials = self.pki.devices[eui]
             self.routing.add(eui, device_type, HUB_EUI, supplier, credentials["ds"].public_xy,
-                             credentials["ka"].public_xy)
-        users = [org[eui] for eui in SUPPLIER_EUIS.values()]
+                             credentials["ka"].public_xy, network_operator=NETWORK_OPERATOR_EUI)
+        users = [org[eui] for eui in SUPPLIER_EUIS.values()] + [org[NETWORK_OPERATOR_EUI]]
         self.acb = Party(ACB_EUI, org[ACB_EUI]["ds"].private_key, org[ACB_EUI]["ka"].private_key)
         self.transcos = Party(TRANSCOS_EUI, org[TRANSCOS_EUI]["ds"].private_key,
                               org[TRANSCOS_EUI]["ka"].private_key, counter=0x5000)
@@ -344,6 +347,16 @@ class Lab:
             answers = self._hub_receive(data)
         for answer in answers:
             self._hop("hub → DCC", "up", "wan", answer, answer)
+        return answers
+
+    def inject(self, data, name="attacker → hub"):
+        """Bytes put on the WAN by someone other than the DCC: what the hub (and the HAN
+        behind it) sends back up. In process, so silence is certain, not a time-out; the
+        simulated clock does not move, so a snapshot before and after compares exactly."""
+        self._hop(name, "down", "wan", data, data)
+        answers = self._hub_receive(bytes(data))
+        for answer in answers:
+            self._hop("hub → attacker", "up", "wan", answer, answer)
         return answers
 
     def _hub_receive(self, data):
@@ -431,13 +444,12 @@ class Lab:
     # -- state -----------------------------------------------------------------------------
     def snapshot(self):
         """The devices' state the attack tests hold still: registers, counters, supply,
-        credit, UTRN record, clock."""
+        credit, UTRN record, anchors, the hub's device log (not the clock: time passes)."""
         gb = self.esme.gbcs_objects
         out = {
             "esme": {"counters": self.esme_security.state()["counters"],
                      "supply": self.esme.supply_state,
                      "import": self.esme.import_register.value[1],
-                     "clock": self.esme.clock(),
                      "credits": [c.amount for c in gb.credits],
                      "utrns": list(gb.token_gateway.record.accepted),
                      "anchors": self.esme_security.state()["anchors"]},
