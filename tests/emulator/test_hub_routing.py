@@ -16,7 +16,7 @@ from emulator.han.nodes import EsmeNode
 from emulator.han.virtual import VirtualHan
 from emulator.profiles import load_profile
 from emulator.usecases import USE_CASE_BUILDERS, BuildContext
-from emulator.wan import WanClient, WanServer
+from emulator.wan import WanClient, WanServer, WanTimeout
 from firmware.cosem.disconnect import CONNECTED
 from firmware.devices import esme_gbcs as G
 from firmware.devices.chf import CommsHub
@@ -289,7 +289,6 @@ def test_the_whole_path_over_the_wan(pki):
             command, ctx = p.esme_command("ECS45")
             answer = await dcc.request(command)
             nobody, _ = p.esme_command("ECS45", recipient=STRANGER)
-            from emulator.wan import WanTimeout
             with pytest.raises(WanTimeout):
                 await dcc.request(nobody, timeout=0.5)
         finally:

@@ -192,3 +192,11 @@ def test_lost_last_segment_does_not_cost_the_next_message():
     small = T.put(message(12))                 # the last segment of the first was lost
     assert r.feed(small, 1) == (T.PUT, None, small[1:])
     assert not r.pending
+
+
+def test_reassembler_takes_memoryviews_and_bytearrays():
+    m = message(2500)
+    parts = T.segments(T.put(m))
+    r = T.Reassembler()
+    assert r.feed(memoryview(parts[0]), 0) is None
+    assert r.feed(bytearray(parts[1]), 0) == (T.PUT, None, m)
