@@ -53,7 +53,6 @@ placeholders from the XSD's enumeration (`UNCONFIRMED_CODES`), overridable with
 from __future__ import annotations
 
 import asyncio
-import inspect
 
 from emulator import duis
 from emulator.crypto import HostCrypto, public_xy
@@ -65,6 +64,7 @@ from firmware.dlms.apdu import ApduError, DataNotification, decode_apdu
 from firmware.gbcs import codes
 from firmware.gbcs import credentials as cs02
 from firmware.gbcs import security
+from firmware.gbcs.asn1 import Asn1Error
 from firmware.gbcs.envelope import (CRA_ALERT, CRA_COMMAND, CRA_RESPONSE, GbcsError,
                                     GbcsMessage, parse)
 
@@ -87,6 +87,7 @@ _SUPPLIER_ROLES = {codes.ESME: ("IS", "ES"), codes.GSME: ("GS",), codes.GPF: ("G
 _NETWORK_ROLES = {codes.ESME: ("ED",), codes.GSME: ("GT",), codes.GPF: ("GT",),
                   codes.CHF: ("ED", "GT")}
 TOP_UP_SRV = "2.2"
+MAX_PRE_COMMANDS = 1024           # outstanding transforms kept; the oldest go first
 CHANGE_OF_SUPPLIER_SRV = "6.23"
 
 
@@ -316,6 +317,8 @@ class Dcc:
         if variant == duis.CV_TRANSFORM:
             message.signature_field = False
             self._pre_commands[(user.eui, request.request_id.counter)] = (srv, record, message)
+            while len(self._pre_commands) > MAX_PRE_COMMANDS:
+                del self._pre_commands[next(iter(self._pre_commands))]
             self._event("pre-command", request, use_case=use_case)
             return self._response(request, duis.I0_SUCCESS, pre_command=message.encode())
         return await self._send(request, user, srv, record, message)
@@ -446,13 +449,13 @@ class Dcc:
         return self._response(request, duis.I0_SUCCESS, gbcs_payload=raw)
 
     def _link(self, hub):
+        """`hub_link` is one `async send(gbcs) -> [answers]` for every hub, or a dict of
+        them by hub EUI."""
         link = self.hub_link
         if isinstance(link, dict):
             link = link.get(bytes(hub))
             if link is None:
                 raise _Refusal("no_link", "no WAN link to hub %s" % bytes(hub).hex())
-        if hasattr(link, "send") and not inspect.iscoroutinefunction(link):
-            link = link.send
         return link
 
     def _sort(self, raw, command, response):
@@ -588,7 +591,7 @@ def alert_code(message):
                 return apdu.notification_body[1][0][1]
         if payload[:1] == b"\x30":
             return cs02.parse_alert(payload)[0]
-    except (ApduError, Exception):
+    except (ApduError, Asn1Error, IndexError, TypeError):
         return 0
     return 0
 
@@ -596,7 +599,7 @@ def alert_code(message):
 def _credentials_outcome(payload):
     try:
         return cs02.parse_response(payload)
-    except Exception:         # an unreadable outcome leaves the routing as it was
+    except Asn1Error:         # an unreadable outcome leaves the routing as it was
         return None
 
 

@@ -213,7 +213,10 @@ class HeadEnd:
         request = DuisRequest(request_id, 4 if srv.critical else 1, srv.reference,
                               srv.variant, srv.body, body or {})
         response = await self._exchange(request, result)
-        if srv.critical and response is not None and response.pre_command is not None:
+        if srv.critical and response is not None:
+            if not result.check("DCC", "a pre-command to sign",
+                                response.pre_command is not None):
+                return result
             signed = self._sign_pre_command(result, response.pre_command, keys, use_case,
                                             params)
             if signed is None:
