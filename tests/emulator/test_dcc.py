@@ -9,6 +9,7 @@ also checked for what it must not do: reach the device, or change it.
 import asyncio
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from emulator import dcc as D
 from emulator import duis
@@ -39,6 +40,7 @@ ESME = bytes.fromhex("00DB1234567890A0")
 GSME = bytes.fromhex("00DB1234567890A1")
 HUB = bytes.fromhex("00DB1234567890A2")
 NOW = START + 2 * 86400 + 3600
+_DER = Encoding.DER
 
 CRYPTO = HostCrypto()
 SMKI = TestSmki(seed=11)
@@ -474,9 +476,6 @@ def _cos_body(new_supplier):
                 SMKI.organisation_ca.certificate.public_bytes(_DER))},
             "ApplyTimeBasedCPVChecks": False}
 
-
-from cryptography.hazmat.primitives.serialization import Encoding  # noqa: E402
-_DER = Encoding.DER
 
 
 def test_change_of_supplier_moves_responsibility_and_the_old_supplier_is_refused_twice():
