@@ -171,7 +171,7 @@ class DccTap:
 
 class Lab:
     def __init__(self, seed=0, region="south", loss=0.0, record=True, wan="tcp",
-                 time_scale=0.01, wan_timeout=2.0):
+                 time_scale=0.01, wan_timeout=2.0, anomaly_thresholds=None):
         """`loss` replaces the region's WAN loss (None keeps it); `time_scale` scales the
         region's latency (1.0: as configured; the default runs a region in milliseconds);
         `wan="direct"` calls the hub in process instead of over TCP (benchmarks)."""
@@ -182,6 +182,7 @@ class Lab:
         self.wan_mode = wan
         self.time_scale = time_scale
         self.wan_timeout = wan_timeout
+        self.anomaly_thresholds = anomaly_thresholds      # the DCC's, per SRV: (count, window)
         self.crypto = HostCrypto()
         self.pki = smki.TestSmki(seed)
         self.keys = LabKeys(self.pki)
@@ -284,7 +285,8 @@ class Lab:
         self.acb = Party(ACB_EUI, org[ACB_EUI]["ds"].private_key, org[ACB_EUI]["ka"].private_key)
         self.transcos = Party(TRANSCOS_EUI, org[TRANSCOS_EUI]["ds"].private_key,
                               org[TRANSCOS_EUI]["ka"].private_key, counter=0x5000)
-        self.dcc = Dcc(users, self.routing, {HUB_EUI: self._wan_send}, acb=self.acb, transcos=self.transcos,
+        self.dcc = Dcc(users, self.routing, {HUB_EUI: self._wan_send}, self.anomaly_thresholds,
+                       acb=self.acb, transcos=self.transcos,
                        xml_signer=XmlSigner(org[ACB_EUI]["ds"].private_key,
                                             org[ACB_EUI]["ds"].certificate),
                        crypto=self.crypto, clock=lambda: self.now,
@@ -346,8 +348,17 @@ class Lab:
         else:
             answers = self._hub_receive(data)
         for answer in answers:
-            self._hop("hub → DCC", "up", "wan", answer, answer)
+            self._hop(self._answered_by(answer) + " → DCC", "up", "wan", answer, answer)
         return answers
+
+    def _answered_by(self, answer):
+        """"hub", or "hub (GPF)" for a GSME answer no HAN frame brought: the GPF's."""
+        try:
+            originator = envelope.parse(answer).originator
+        except envelope.GbcsError:
+            return "hub"
+        fresh = self.hops and self.hops[-1].layer == "han"
+        return "hub (GPF)" if originator == GSME_EUI and not fresh else "hub"
 
     def inject(self, data, name="attacker → hub"):
         """Bytes put on the WAN by someone other than the DCC: what the hub (and the HAN
@@ -404,26 +415,27 @@ class Lab:
     async def exchange(self, name, xml):
         """One signed DUIS request from head-end `name` to the DCC and the DCC's reply,
         recorded with the DCC's verdict and the observer's checks of the GBCS inside."""
+        if not self.record:
+            return await self.dcc.handle(xml)
         request = DuisRequest.from_xml(xml)
         self._hop("%s head-end → DCC" % name, "down", "duis", xml,
                   checks=[{"check": "duis request", "result": "sent", "detail": repr(request)}])
         reply_xml = await self.dcc.handle(xml)
-        if self.record:
-            response = DuisResponse.from_xml(reply_xml)
-            checks = [{"check": "response code", "result": response.response_code,
-                       "detail": _dcc_reason(self.dcc, request)}]
-            try:
-                duis.verify_with_certificate(reply_xml,
-                                             self.pki.organisations[ACB_EUI]["ds"].certificate)
-                checks.insert(0, {"check": "duis signature", "result": "verified",
-                                  "detail": "the DCC's DS key"})
-            except duis.DuisError as e:
-                checks.insert(0, {"check": "duis signature", "result": FAILED,
-                                  "detail": e.reason})
-            inner = response.pre_command or response.gbcs_payload
-            if inner is not None:
-                checks.extend(self.observe(inner))
-            self._hop("DCC → %s head-end" % name, "up", "duis", reply_xml, inner, checks)
+        response = DuisResponse.from_xml(reply_xml)
+        checks = [{"check": "response code", "result": response.response_code,
+                   "detail": _dcc_reason(self.dcc, request)}]
+        try:
+            duis.verify_with_certificate(reply_xml,
+                                         self.pki.organisations[ACB_EUI]["ds"].certificate)
+            checks.insert(0, {"check": "duis signature", "result": "verified",
+                              "detail": "the DCC's DS key"})
+        except duis.DuisError as e:
+            checks.insert(0, {"check": "duis signature", "result": FAILED,
+                              "detail": e.reason})
+        inner = response.pre_command or response.gbcs_payload
+        if inner is not None:
+            checks.extend(self.observe(inner))
+        self._hop("DCC → %s head-end" % name, "up", "duis", reply_xml, inner, checks)
         return reply_xml
 
     async def request(self, supplier, srv_variant, target, body=None, counter=None, step=None):

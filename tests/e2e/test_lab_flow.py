@@ -144,5 +144,7 @@ def test_the_gas_meter_sleeps_through_a_read_the_gpf_answers(demo):
     if step.skipped:
         pytest.skip(step.skipped)
     assert step.ok and not lab.gsme.awake
-    assert step.outcome.hops[-2].name == "hub → DCC"
+    names = [h.name for h in step.outcome.hops]
+    assert names == ["A head-end → DCC", "DCC → hub", "hub (GPF) → DCC", "DCC → A head-end"]
+    assert not [h for h in lab.hops if h.layer == "han" and "GSME" in h.name]   # radio off
     assert envelope.parse(step.outcome.hops[-2].gbcs).originator == GSME_EUI
