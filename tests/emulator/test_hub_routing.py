@@ -9,6 +9,8 @@ import math
 import pathlib
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emulator import smki
 from emulator.crypto import HostCrypto, KeyStore
@@ -299,3 +301,71 @@ def test_the_whole_path_over_the_wan(pki):
     added, answer, ctx = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert [r.result for r in p.hub_answer([added]).results] == [0, 0, 0]
     assert p.esme_answer([answer], ctx, "ECS45")["supply_state"] == CONNECTED
+
+
+@pytest.fixture(scope="module")
+def fuzz_premise(pki):
+    p = Premise(pki)
+    p.wan(p.ccs01(ESME))
+    return p
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_damaged_input_never_raises_and_never_changes_the_hub(fuzz_premise, data):
+    p = fuzz_premise
+    genuine = p.ccs02(ESME)            # would remove the ESME if it arrived intact
+    p.acb_counter -= 1                 # (built, never sent: the counter stays free)
+    damaged = bytearray(genuine)
+    how = data.draw(st.sampled_from(["flip", "truncate", "extend", "readdress"]))
+    if how == "readdress":
+        damaged[genuine.index(HUB) + 7] ^= 0x02
+    elif how == "flip":
+        at = data.draw(st.integers(0, len(damaged) - 1))
+        damaged[at] ^= data.draw(st.integers(1, 255))
+    elif how == "truncate":
+        damaged = damaged[:data.draw(st.integers(0, len(damaged) - 1))]
+    else:
+        damaged += data.draw(st.binary(min_size=1, max_size=8))
+    before = json.dumps(p.hub.state()), json.dumps(p.hub_security.state())
+    esme_before = json.dumps(p.esme_security.state()["counters"])
+    frames = len(p.han.log)
+    out = p.hub.receive_wan(bytes(damaged), p.now)
+    for message in out:                # at most the hub's own refusal alert
+        assert envelope.parse(message).cra_flag == envelope.CRA_ALERT
+    if _addressed_to(bytes(damaged), ESME):
+        # one flipped bit turns HUB (..A2) into ESME (..A0): the hub routes it, and the
+        # ESME refuses it on its MAC, changing nothing
+        up, p.now = p.han.settle(p.now)
+        assert len(p.han.log) > frames
+        assert json.dumps(p.esme_security.state()["counters"]) == esme_before
+        p.hub.outstanding.clear()
+    else:
+        assert len(p.han.log) == frames and json.dumps(p.hub.state()) == before[0]
+    assert p.hub.knows(ESME)
+    counters = p.hub_security.state()["counters"]
+    assert counters == json.loads(before[1])["counters"]
+    assert p.hub.receive_han(ESME, data.draw(st.binary(max_size=40)), p.now) == []
+
+
+def _addressed_to(data, eui):
+    try:
+        message = envelope.parse(data)
+    except envelope.GbcsError:
+        return False
+    return message.recipient == eui and message.cra_flag == envelope.CRA_COMMAND
+
+
+
+def test_a_hub_command_readdressed_to_the_esme_is_routed_and_refused_there(pki):
+    p = Premise(pki)
+    p.wan(p.ccs01(ESME))
+    genuine = p.ccs02(ESME)
+    damaged = bytearray(genuine)
+    damaged[genuine.index(HUB) + 7] ^= 0x02            # ..A2 -> ..A0: one bit
+    counters = json.dumps(p.esme_security.state()["counters"])
+    up = p.wan(bytes(damaged))
+    alert = envelope.parse(up[0])
+    assert len(up) == 1 and alert.cra_flag == envelope.CRA_ALERT and alert.originator == ESME
+    assert alert.payload[9:11] == codes.ALERT_TRUSTED_SOURCE_AUTHENTICATION_FAILURE.to_bytes(2, "big")
+    assert json.dumps(p.esme_security.state()["counters"]) == counters and p.hub.knows(ESME)
