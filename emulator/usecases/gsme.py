@@ -4,6 +4,7 @@ RTDS 4.5.0 shapes, rebuilt byte for byte in tests/emulator/test_gsme_usecases.py
 
   GCS13a  read registers       {"attributes": [0x0302, 0x0301, 0x0300, 0x0000]}  encrypted
   GCS17   read HH profile      {"from": s, "count": 97, "sample_id": 0}         encrypted
+  GCS33   read valve status    {"attributes": [0x0205, 0x0014]}                 in clear
   GCS32   close the valve      {"issuer_event_id": ZigBee UTC, "provider_id": 0,
                                 "request_date_time": 0, "implementation_date_time": 0}
   GCS39   arm the valve        as GCS32
@@ -32,7 +33,9 @@ ZIGBEE_EPOCH = 946684800
 METERING = H.METERING
 PREPAYMENT = H.PREPAYMENT
 GCS13A_ATTRIBUTES = [0x0302, 0x0301, 0x0300, 0x0000]
+GCS33_ATTRIBUTES = [0x0205, 0x0014]
 ATTRIBUTE_NAMES = {0x0000: "current_summation_delivered", 0x0014: "supply_status",
+                   0x0205: "remaining_battery_life_days",
                    0x0300: "unit_of_measure", 0x0301: "multiplier", 0x0302: "divisor"}
 SUPPLY_OFF = 0
 SUPPLY_ARMED = 1
@@ -119,12 +122,11 @@ def _default_status(frame):
     return None
 
 
-@register
-class GCS13a(UseCase):
-    name = "GCS13a"
+class _ReadAttributes(UseCase):
+    attributes = GCS13A_ATTRIBUTES
 
     def build(self, params, ctx):
-        ids = [t.uint16_t(i) for i in params.get("attributes", GCS13A_ATTRIBUTES)]
+        ids = [t.uint16_t(i) for i in params.get("attributes", self.attributes)]
         read = H.GENERAL_COMMANDS[0x00]
         return _command(METERING, FC_GENERAL_C2S, read, attribute_ids=ids)
 
@@ -146,6 +148,17 @@ class GCS13a(UseCase):
             if status:
                 out["ok"] = False
         return out
+
+
+@register
+class GCS13a(_ReadAttributes):
+    name = "GCS13a"
+
+
+@register
+class GCS33(_ReadAttributes):
+    name = "GCS33"
+    attributes = GCS33_ATTRIBUTES
 
 
 @register

@@ -9,7 +9,8 @@
 
 docs/GBCS_INTERFACES.md 6. The GSME sleeps; the GPF
 - answers the reads it can serve from its mirror of the GSME's readings (GCS13a
-  registers, GCS17 HH profile) at once, while the GSME sleeps;
+  registers, GCS17 HH profile, GCS33 valve status and battery life) at once, while the
+  GSME sleeps;
 - queues every other command for the GSME (valve GCS32/GCS39, top-up CS01b, clock
   GCS28, and whatever else the GSME will answer) and hands them over in arrival order,
   one per GET-RESPONSE with the count still queued, when the GSME wakes and polls;
@@ -100,8 +101,9 @@ class GasProxyFunction(G.GbzPort):
 
     def _execute(self, message, request, component, now):
         if self.mirror is None:
-            return _no_data(component, request), []
-        return G.read_answer(self.mirror, component, request), []
+            return _no_data(component, request, message.message_code in G.ENCRYPTED_READS), []
+        return G.read_answer(self.mirror, component, request,
+                             message.message_code in G.ENCRYPTED_READS), []
 
     # -- from the GSME over the HAN -------------------------------------------------------
 
@@ -189,7 +191,7 @@ class GasProxyFunction(G.GbzPort):
         self.reassembler.reset()
 
 
-def _no_data(component, request):
+def _no_data(component, request, encrypted):
     """Nothing mirrored yet: GetSampledData finds nothing, each attribute read fails with
     HARDWARE_FAILURE (the status RTDS's GCS13a ERROR response carries)."""
     if request.cluster_specific:
@@ -197,8 +199,9 @@ def _no_data(component, request):
     ids = Z.decode_read_attributes(request.payload)
     payload = Z.encode_read_attributes_response([(i, Z.HARDWARE_FAILURE, None, None)
                                                  for i in ids])
-    frame = Z.ZclFrame(G.FC_READ_RESPONSE, request.tsn, Z.READ_ATTRIBUTES_RESPONSE, payload)
-    return G._Answer(component.cluster_id, frame, True)
+    fc = G.FC_READ_RESPONSE if encrypted else G.FC_PLAIN_READ_RESPONSE
+    frame = Z.ZclFrame(fc, request.tsn, Z.READ_ATTRIBUTES_RESPONSE, payload)
+    return G._Answer(component.cluster_id, frame, encrypted)
 
 
 def wake_exchange(gsme, gpf, now, max_frames=256):

@@ -18,6 +18,8 @@ Use cases the GSME executes (the GBZ shapes of RTDS 4.5.0; one component each):
   GCS13a  Read Attributes, Metering 0x0302 0x0301 0x0300 0x0000 (any of the four)
           -> Read Attributes Response, encrypted (KDF mode 4 to the requester)
   GCS17   Metering GetSampledData (consumption delivered, HH) -> response, encrypted
+  GCS33   Read Attributes, Metering 0x0205 (battery life, days) 0x0014 (supply status)
+          -> Read Attributes Response, plain
   GCS32   Metering ChangeSupply proposed 0 (off): the valve closes
   GCS39   Metering ChangeSupply proposed 1 (armed): the valve arms; the consumer opens it
   CS01b   Prepayment ConsumerTopUp with a UTRN -> ConsumerTopUpResponse; the UTRN is
@@ -94,18 +96,23 @@ _SHAPE_TOTAL = sum(GAS_SHAPE)
 GBZ_SHAPES = {
     codes.GCS13A: (se.METERING, False, Z.READ_ATTRIBUTES),
     codes.GCS17: (se.METERING, True, se.GET_SAMPLED_DATA),
+    codes.GCS33: (se.METERING, False, Z.READ_ATTRIBUTES),
     codes.GCS32: (se.METERING, True, se.CHANGE_SUPPLY),
     codes.GCS39: (se.METERING, True, se.CHANGE_SUPPLY),
     codes.CS01B: (se.PREPAYMENT, True, se.CONSUMER_TOP_UP),
 }
-READS = (codes.GCS13A, codes.GCS17)          # what the GPF answers from its mirror
+READS = (codes.GCS13A, codes.GCS17, codes.GCS33)    # what the GPF answers from its mirror
 PROPOSED_SUPPLY = {codes.GCS32: se.SUPPLY_OFF, codes.GCS39: se.SUPPLY_OFF_ARMED}
 GCS13A_ATTRIBUTES = (se.DIVISOR, se.MULTIPLIER, se.UNIT_OF_MEASURE,
                      se.CURRENT_SUMMATION_DELIVERED)
+GCS33_ATTRIBUTES = (se.REMAINING_BATTERY_LIFE_DAYS, se.SUPPLY_STATUS)
+READ_ATTRIBUTES = {codes.GCS13A: GCS13A_ATTRIBUTES, codes.GCS33: GCS33_ATTRIBUTES}
+ENCRYPTED_READS = (codes.GCS13A, codes.GCS17)   # RTDS: GCS33's answer travels in clear
 
 # frame controls of the answers (RTDS): general/cluster, server to client, and whether
 # the default response is disabled
 FC_READ_RESPONSE = Z.FRAME_TYPE_GENERAL | Z.SERVER_TO_CLIENT | Z.DISABLE_DEFAULT_RESPONSE
+FC_PLAIN_READ_RESPONSE = Z.FRAME_TYPE_GENERAL | Z.SERVER_TO_CLIENT
 FC_SAMPLED_RESPONSE = Z.FRAME_TYPE_CLUSTER | Z.SERVER_TO_CLIENT | Z.DISABLE_DEFAULT_RESPONSE
 FC_CLUSTER_RESPONSE = Z.FRAME_TYPE_CLUSTER | Z.SERVER_TO_CLIENT
 FC_DEFAULT_RESPONSE = Z.FRAME_TYPE_GENERAL | Z.SERVER_TO_CLIENT
@@ -164,6 +171,9 @@ def attribute_records(readings, attribute_ids):
         se.DIVISOR: (0x22, 1000),                                        # uint24
         se.SUPPLY_STATUS: (0x30, readings["supply_status"]),             # enum8
     }
+    days = readings.get("battery_days")
+    if days is not None:
+        values[se.REMAINING_BATTERY_LIFE_DAYS] = (0x21, min(days, 0xFFFF))  # uint16
     records = []
     for attribute_id in attribute_ids:
         got = values.get(attribute_id)
@@ -215,8 +225,9 @@ def default_response(cluster_id, request, status):
     return _Answer(cluster_id, frame)
 
 
-def read_answer(readings, component, request):
-    """The GCS13a / GCS17 answer from a set of readings (the GSME's or the mirror's)."""
+def read_answer(readings, component, request, encrypted=True):
+    """The GCS13a / GCS17 / GCS33 answer from a set of readings (the GSME's or the
+    mirror's); GCS33's travels in clear (`encrypted` False)."""
     if request.cluster_specific:
         fields = sampled_data(readings, se.decode(se.METERING, False, request.command_id,
                                                   request.payload))
@@ -228,8 +239,9 @@ def read_answer(readings, component, request):
         return _Answer(component.cluster_id, frame, True)
     ids = Z.decode_read_attributes(request.payload)
     payload = Z.encode_read_attributes_response(attribute_records(readings, ids))
-    frame = Z.ZclFrame(FC_READ_RESPONSE, request.tsn, Z.READ_ATTRIBUTES_RESPONSE, payload)
-    return _Answer(component.cluster_id, frame, True)
+    fc = FC_READ_RESPONSE if encrypted else FC_PLAIN_READ_RESPONSE
+    frame = Z.ZclFrame(fc, request.tsn, Z.READ_ATTRIBUTES_RESPONSE, payload)
+    return _Answer(component.cluster_id, frame, encrypted)
 
 
 class GbzPort:
@@ -331,9 +343,13 @@ def _fits_shape(message_code, components, frames):
         return False
     if frame.server_to_client or frame.manufacturer_code is not None:
         return False
-    if message_code == codes.GCS13A:
-        ids = Z.decode_read_attributes(frame.payload)
-        return len(ids) > 0 and all(i in GCS13A_ATTRIBUTES for i in ids)
+    allowed = READ_ATTRIBUTES.get(message_code)
+    if allowed is not None:
+        try:
+            ids = Z.decode_read_attributes(frame.payload)
+        except ZclError:
+            return False
+        return len(ids) > 0 and all(i in allowed for i in ids)
     return True
 
 
@@ -414,15 +430,16 @@ class Gsme(GbzPort):
                 used = 0                  # the model still steps: same seed, same sequence
             self._record(start, used)
             self.last_time = start + INTERVAL
+        excess = len(self.hh) - self.hh_depth
+        if excess > 0:                    # trimmed once per catch-up, not per half hour
+            self.hh = self.hh[excess:]
+            self.hh_start += excess * INTERVAL
         if t > self.battery_time:
             self.battery_time = t
 
     def _record(self, start, used):
         self.summation = (self.summation + used) % (1 << 48)
         self.hh.append(used)
-        if len(self.hh) > self.hh_depth:
-            self.hh.pop(0)
-            self.hh_start += INTERVAL
         if self.payment_mode == "prepayment" and used:
             self.credit -= self.energy_wh(used) * self.unit_price // 1000
 
@@ -442,7 +459,8 @@ class Gsme(GbzPort):
 
     def readings(self):
         return {"summation": self.summation, "supply_status": self.supply_status,
-                "hh_start": self.hh_start, "hh": self.hh, "credit": self.credit}
+                "hh_start": self.hh_start, "hh": self.hh, "credit": self.credit,
+                "battery_days": self.battery_days()}
 
     def open_valve_locally(self, now):
         """The consumer presses the button of an armed valve (SMETS2: arm, then local
@@ -548,7 +566,8 @@ class Gsme(GbzPort):
     def _execute(self, message, request, component, now):
         code = message.message_code
         if code in READS:
-            return read_answer(self.readings(), component, request), []
+            return read_answer(self.readings(), component, request,
+                               code in ENCRYPTED_READS), []
         fields = se.decode(component.cluster_id, False, request.command_id, request.payload)
         if code in PROPOSED_SUPPLY:
             return self._change_supply(code, component, request, fields), []

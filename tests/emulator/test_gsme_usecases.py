@@ -45,6 +45,7 @@ RTDS_COMMANDS = {
     "GCS17": ("GCS17_4.8.1_SUCCESS_COMMAND", {"from": calendar.timegm((2014, 12, 30, 0, 0, 0)),
                                                "count": 97}),
     "GCS32": ("GCS32_7.2_SUCCESS_COMMAND", {}),
+    "GCS33": ("GCS33_7.4_SUCCESS_COMMAND", {}),
     "GCS39": ("GCS39_7.3_SUCCESS_COMMAND", {}),
     "CS01b": ("CS01b_2.2_SUCCESS_COMMAND", {"utrn": "73950067887105178605"}),
     "GCS28": ("GCS28_6.11_SUCCESS_COMMAND",
@@ -109,6 +110,19 @@ def test_tampered_encrypted_response_is_refused():
         USE_CASE_BUILDERS["GCS13a"].read_response(bytes(payload), ctx)
     with pytest.raises(UseCaseError):
         USE_CASE_BUILDERS["GCS13a"].read_response(b"\x01\x09\x01", ctx)
+
+
+def test_device_rebuilds_rtds_gcs33_response():
+    """Valve status and battery life (RTDS: 100 days, supply on) travel in clear."""
+    command = _load("GCS33_7.4_SUCCESS_COMMAND")
+    request = gbz.decode(command.payload).components[0]
+    answer = G.read_answer({"summation": 0, "supply_status": 2, "battery_days": 100}, request,
+                           request.zcl_frame(), encrypted=False)
+    payload = gbz.GbzPayload([gbz.GbzComponent(answer.cluster_id, answer.frame.encode())])
+    assert payload.encode() == _load("GCS33_7.4_SUCCESS_RESPONSE").payload
+    read = USE_CASE_BUILDERS["GCS33"].read_response(payload.encode(), _rtds_ctx(command))
+    assert read["ok"] and read["remaining_battery_life_days"] == 100
+    assert read["supply_status"] == 2
 
 
 def test_device_encryption_rebuilds_rtds_gcs13a_response():
@@ -211,6 +225,9 @@ def test_read_served_by_the_gpf_while_the_gsme_sleeps():
         _ctx(2001))
     index = (START + 86400 - meter.hh_start) // 1800
     assert hh["samples"] == meter.hh[index:index + 48] and hh["start"] == START + 86400
+    valve = USE_CASE_BUILDERS["GCS33"].read_response(
+        _verified(proxy.receive_gbcs(_command("GCS33", 2002), later)[0]).payload, _ctx(2002))
+    assert valve["supply_status"] == 2 and valve["remaining_battery_life_days"] > 300
     assert not meter.awake and proxy.queue == []
 
 
