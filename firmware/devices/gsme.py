@@ -28,7 +28,8 @@ Use cases the GSME executes (the GBZ shapes of RTDS 4.5.0; one component each):
           not ZCL) -> {device time, status}; inside the window the GSME takes the hub's
           time (`now`) and answers status 0, outside it keeps its clock and answers 2.
 A command of another shape (a read carrying ChangeSupply, two components...) is answered
-with a ZCL Default Response NOT_AUTHORIZED per component and changes nothing; a GBZ
+with a ZCL Default Response NOT_AUTHORIZED per component, a GBZ use case this GSME does
+not implement (GCS01a tariffs...) with UNSUP_CLUSTER_COMMAND, and neither changes anything; a GBZ
 payload that does not parse raises alert 0x8F1E; a command GBCS security refuses raises
 its alert (GBZ alert payload) to a known originator or else the ACB, and changes nothing.
 A refused top-up answers result 1 (invalid) or 2 (duplicate), value and credit -1 (RTDS
@@ -295,7 +296,11 @@ class GbzPort:
             return self.alert(codes.ALERT_INTEGRITY_CHECK_FAILED, message.originator, now)
         alerts = []
         if not _fits_shape(message.message_code, request.components, frames):
-            answers = [default_response(c.cluster_id, f, Z.NOT_AUTHORIZED)
+            # a use case this GSME does not serve, or one that carries other commands
+            status = Z.NOT_AUTHORIZED
+            if message.message_code not in GBZ_SHAPES:
+                status = Z.UNSUP_CLUSTER_COMMAND
+            answers = [default_response(c.cluster_id, f, status)
                        for c, f in zip(request.components, frames)]
         else:
             try:

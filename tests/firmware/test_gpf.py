@@ -73,6 +73,21 @@ def test_read_before_any_mirror_reports_failure():
     assert [r[1] for r in registers(T.response(out))] == [Z.HARDWARE_FAILURE] * 4
 
 
+def test_valve_status_served_in_clear():
+    meter, proxy = lab()
+    status = T.gbz_command(se.METERING, 0x00, 0, Z.READ_ATTRIBUTES,
+                           Z.encode_read_attributes([0x0205, 0x0014]))
+    out = proxy.receive_gbcs(T.command(codes.GCS33, 1000, status), T.NOW)
+    component, frame = T.answer_frame(T.response(out))
+    assert not component.encrypted and frame.frame_control == 0x08
+    assert [r[1] for r in Z.decode_read_attributes_response(frame.payload)] == \
+        [Z.HARDWARE_FAILURE] * 2
+    proxy.receive_mirror(meter.mirror_report(T.NOW), T.NOW)
+    out = proxy.receive_gbcs(T.command(codes.GCS33, 1001, status), T.NOW)
+    records = Z.decode_read_attributes_response(T.answer_frame(T.response(out))[1].payload)
+    assert records == [(0x0205, 0, 0x21, meter.battery_days()), (0x0014, 0, 0x30, 2)]
+
+
 def test_commands_queue_and_are_delivered_in_order_on_wake():
     meter, proxy = lab()
     close = T.command(codes.GCS32, 1000, T.change_supply_payload(0))

@@ -342,6 +342,15 @@ def test_use_case_shape_is_enforced():
     assert answer_frame(reply)[1].command_id == Z.DEFAULT_RESPONSE
 
 
+def test_unimplemented_use_case_is_answered_unsupported():
+    meter, _ = make_gsme()
+    calendar = gbz_command(0x0707, 0x01, 5, 0x00, b"")       # GCS07-style, not served
+    reply = response(meter.receive_gbcs(command(codes.GCS07, 1000, calendar), NOW))
+    _, frame = answer_frame(reply)
+    assert frame.tsn == 5
+    assert Z.decode_default_response(frame.payload) == (0x00, Z.UNSUP_CLUSTER_COMMAND)
+
+
 # -- top-up ----------------------------------------------------------------------------------
 
 def test_top_up_once_then_replay_refused():
