@@ -312,7 +312,7 @@ class Dcc:
         if request.body_name != srv.body:
             raise _Refusal("wrong_variant", "body %s for SRV %s" % (request.body_name, srv.variant))
         self._take_counter(user, srv, request.request_id.counter)
-        use_case, params = _params(srv, record, request)
+        use_case, params = _params(srv, record, request, user)
         message = self._command(user, record, use_case, params, request.request_id.counter)
         if variant == duis.CV_TRANSFORM:
             message.signature_field = False
@@ -604,11 +604,14 @@ def _credentials_outcome(payload):
 
 
 # -- DUIS body -> use-case parameters --------------------------------------------------------
-def use_case_params(srv, device_type, body):
+def use_case_params(srv, device_type, body, role=codes.ROLE_SUPPLIER):
     """(use case, builder parameters) for an SRV on a device type from its DUIS body (the
     DCC's transform; the head-end uses it to check a pre-command before signing it).
-    Raises ValueError when the body lacks what the use case needs."""
+    Raises ValueError when the body lacks what the use case needs. `role` picks the CS02b
+    variant of 6.15.1 (a network operator replaces its own credentials: CS02b NO by NO)."""
     use_case = srv.use_cases.get(device_type)
+    if srv.variant == "6.15.1" and role == codes.ROLE_NETWORK_OPERATOR:
+        use_case = "CS02bNOByNO"
     if use_case is None:
         raise ValueError("SRV %s has no use case on a %s" % (srv.variant, device_type))
     body = body if isinstance(body, dict) else {}
@@ -618,9 +621,9 @@ def use_case_params(srv, device_type, body):
         raise ValueError("SRV %s body: %s" % (srv.variant, e))
 
 
-def _params(srv, record, request):
+def _params(srv, record, request, user):
     try:
-        return use_case_params(srv, record.device_type, request.body)
+        return use_case_params(srv, record.device_type, request.body, user.role)
     except ValueError as e:
         raise _Refusal("bad_parameters", str(e))
 

@@ -37,6 +37,7 @@ from emulator import duis
 from emulator.crypto import HostCrypto
 from emulator.dcc import alert_code, use_case_params
 from emulator.duis import DuisRequest, DuisResponse, RequestId, XmlSigner
+from emulator.smki import organisation_role
 from emulator.usecases import USE_CASE_BUILDERS, BuildContext, UseCaseError
 from firmware.gbcs import codes, security, utrn
 from firmware.gbcs import credentials as cs02
@@ -117,6 +118,7 @@ class HeadEnd:
         self.top_up_counter = top_up_counter
         self.path_certificates = list(path_certificates)   # DER, for change of supplier
         self.signer = XmlSigner(credentials["ds"].private_key, credentials["ds"].certificate)
+        self.role = organisation_role(credentials["ds"].certificate)
         self.devices = {}
 
     def add_device(self, eui, device_type, ds_public, ka_public):
@@ -204,7 +206,7 @@ class HeadEnd:
         srv = duis.SERVICE_REQUESTS[srv_variant]
         keys = self._device(device)
         try:
-            use_case, params = use_case_params(srv, keys.device_type, body or {})
+            use_case, params = use_case_params(srv, keys.device_type, body or {}, self.role)
         except ValueError as e:
             raise HeadEndError(str(e))
         counter = self.next_counter() if counter is None else counter
