@@ -17,6 +17,10 @@ Default Response; Metering GetSampledData (+ response), ChangeSupply and
 SupplyStatusResponse as zigpy defines them; Prepayment ConsumerTopUp (+ response), which
 zigpy lacks, described here with zigpy's declarative command definitions. Other commands
 keep their payload as bytes under a zigpy-decoded header.
+
+Compiled where the layout is fixed (the alert header and the future-dated alert body);
+the component body is not: its ZCL frame goes through zigpy, which construct's compiler
+cannot emit.
 """
 
 from __future__ import annotations
@@ -196,6 +200,7 @@ Component = Struct(
     )),
 )
 
+# GBZ future-dated alert body (GBCS 7.3.x; RTDS 8F66 alerts): length 14, then the command
 FutureDated = Struct(
     "length" / Const(b"\x0e"),
     "message_code" / Int16ub,
@@ -203,7 +208,9 @@ FutureDated = Struct(
     "cluster_id" / Int16ub,
     "frame_control" / Byte,
     "command_id" / Byte,
-)
+).compile()
+
+AlertHeader = Struct("alert_code" / Int16ub, "time_stamp" / Int32ub).compile()
 
 
 def _is_alert(ctx):
@@ -216,7 +223,7 @@ Gbz = Struct(
     "profile" / Const(PROFILE),
     "count" / Byte,
     "peek" / Peek(Byte),
-    "alert" / If(_is_alert, Struct("alert_code" / Int16ub, "time_stamp" / Int32ub)),
+    "alert" / If(_is_alert, AlertHeader),
     "future_dated" / If(lambda ctx: ctx.alert is not None
                         and ctx.alert.alert_code in FUTURE_DATED_ALERTS, FutureDated),
     "components" / If(lambda ctx: ctx.future_dated is None, Array(this.count, Component)),
