@@ -32,7 +32,6 @@ from construct import (
     Adapter,
     Array,
     Byte,
-    Bytes,
     Const,
     Construct,
     ConstructError,

@@ -40,7 +40,6 @@ queue could not be confirmed from a public source).
 import binascii
 
 from firmware.devices import gsme as G
-from firmware.gbcs import codes
 from firmware.gbcs.device_security import GbcsRefusal
 from firmware.gbcs.envelope import CRA_ALERT, parse
 from firmware.han import tunnel

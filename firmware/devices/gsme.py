@@ -47,7 +47,6 @@ from firmware.dlms import cosem_datetime as cdt
 from firmware.gbcs import asn1
 from firmware.gbcs import codes
 from firmware.gbcs import gbz
-from firmware.gbcs import security as S
 from firmware.gbcs import utrn as U
 from firmware.gbcs.anchors import KA
 from firmware.gbcs.device_security import GbcsRefusal

@@ -10,7 +10,6 @@ from firmware.zcl.types import ZclError
 
 METERING = 0x0702
 PREPAYMENT = 0x0705
-TIME = 0x000A
 
 # Metering attributes (SE 1.4 D.3.2.2) read by GCS13a, and supply status
 CURRENT_SUMMATION_DELIVERED = 0x0000
@@ -43,9 +42,6 @@ TOP_UP_REJECTED_DUPLICATE = 0x02
 TOP_UP_REJECTED_ERROR = 0x03
 TOP_UP_REJECTED_MAX_CREDIT = 0x04
 
-# Time cluster attributes (ZCL r7 3.12.2.2); the GSME's clock follows the hub's
-TIME_ATTRIBUTE = 0x0000
-TIME_STATUS = 0x0001
 
 SAMPLES = "samples"             # uint24 list, its count in the field before it
 

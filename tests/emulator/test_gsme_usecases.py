@@ -23,7 +23,6 @@ from firmware.gbcs import codes, envelope, gbz, security, utrn
 from firmware.gbcs.anchors import TrustAnchors
 from firmware.gbcs.device_security import DeviceSecurity
 from firmware.sim.clock import SteppedClock
-from firmware.zcl import frame as Z
 
 VECTORS = pathlib.Path(__file__).resolve().parent.parent / "vectors" / "gbcs"
 RTDS = VECTORS / "rtds-4.5.0"
