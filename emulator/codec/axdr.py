@@ -125,6 +125,98 @@ _HELPERS = {
                                           % (obj, count))
             return obj[1]
     """,
+    # An array of structures of one shape (a Profile Generic buffer, Blue Book 4.3.6
+    # attribute 2: every row the same member tags and octet-string lengths) is read in
+    # one pass: the first row's tag/length bytes give the shape; one struct unpacks the
+    # tag/length bytes of every row, which must equal the shape's (the tags are checked
+    # as the Data CHOICE would), and one unpacks the values. The member layouts are the
+    # `SIMPLE_PAYLOADS` constructs' own (`axdr_row_members`, derived from them below).
+    # Too few bytes or any other shape: None, and the rows are read one by one, which
+    # reports the error if there is one.
+    "uniform_rows": """
+        axdr_row_layouts = {}
+
+        def axdr_uniform_rows(io, count):
+            getbuffer = getattr(io, "getbuffer", None)
+            if getbuffer is None:
+                return None
+            start = io.tell()
+            view = getbuffer()
+            try:
+                rows = axdr_read_rows(view, start, len(view), count)
+            finally:
+                view.release()
+            if rows is None:
+                return None
+            io.seek(start + rows[1])
+            return rows[0]
+
+        def axdr_row_shape(view, pos, end):
+            if pos + 2 > end or view[pos] != 2 or not 0 < view[pos + 1] < 0x80:
+                return None
+            shape = [view[pos + 1]]
+            at = pos + 2
+            for _ in range(shape[0]):
+                if at >= end:
+                    return None
+                tag = view[at]
+                member = axdr_row_members.get(tag)
+                if member is None:
+                    return None
+                size = member[0]
+                shape.append(tag)
+                if size < 0:
+                    if at + 1 >= end or view[at + 1] >= 0x80:
+                        return None
+                    size = view[at + 1]
+                    shape.append(size)
+                    at += 1
+                at += 1 + size
+            return tuple(shape)
+
+        def axdr_row_layout(shape, count):
+            headers, heads, values, tags = [], "", "", []
+            header, i = bytes((2, shape[0])), 1
+            while i < len(shape):
+                tag = shape[i]
+                size, fmt = axdr_row_members[tag]
+                if size < 0:
+                    i += 1
+                    size = shape[i]
+                    header += bytes((tag, size))
+                    fmt = "%ds" % size
+                else:
+                    header += bytes((tag,))
+                heads += "%ds%dx" % (len(header), size)
+                values += "%dx%s" % (len(header), fmt)
+                headers.append(header)
+                tags.append(tag)
+                header, i = b"", i + 1
+            row_size = struct.calcsize(">" + heads)
+            return (struct.Struct(">" + heads * count), tuple(headers) * count,
+                    struct.Struct(">" + values * count), tuple(tags), row_size * count)
+
+        def axdr_read_rows(view, pos, end, count):
+            shape = axdr_row_shape(view, pos, end)
+            if shape is None:
+                return None
+            key = (shape, count)
+            layout = axdr_row_layouts.get(key)
+            if layout is None:
+                if len(axdr_row_layouts) >= 64:
+                    axdr_row_layouts.clear()
+                layout = axdr_row_layouts[key] = axdr_row_layout(shape, count)
+            heads, expected, values, tags, size = layout
+            if pos + size > end or heads.unpack_from(view, pos) != expected:
+                return None
+            it = iter(values.unpack_from(view, pos))
+            if len(tags) == 2:
+                t0, t1 = tags
+                items = [(2, [(t0, a), (t1, b)]) for a, b in zip(it, it)]
+            else:
+                items = [(2, list(zip(tags, row))) for row in zip(*[it] * len(tags))]
+            return items, size
+    """,
 }
 _DEPENDS = {
     "parse_length": ("read_exact",),
@@ -132,7 +224,7 @@ _DEPENDS = {
     "build_items": ("length_bytes",),
 }
 _namespace = {"StreamError": StreamError, "ValidationError": ValidationError,
-              "ExplicitError": ExplicitError}
+              "ExplicitError": ExplicitError, "struct": struct}
 
 
 def _dedent(source):
@@ -149,6 +241,7 @@ _length_bytes = _namespace["axdr_length_bytes"]
 _write_exact = _namespace["axdr_write_exact"]
 _write_octets = _namespace["axdr_write_octets"]
 _check_tag = _namespace["axdr_check_tag"]
+_uniform_rows = _namespace["axdr_uniform_rows"]
 
 
 def _need(code, *names):
@@ -386,14 +479,22 @@ class TaggedChoice(Construct):
 
 
 class SequenceOf(Construct):
-    """A-XDR SEQUENCE OF: an A-XDR element count then the elements, as a list."""
+    """A-XDR SEQUENCE OF: an A-XDR element count then the elements, as a list. With
+    ``uniform_rows`` (an array of Data whose elements may be structures) an array of
+    same-shaped structures of simple values is read in one pass (`axdr_uniform_rows`),
+    checked exactly as the element-by-element parse would be."""
 
-    def __init__(self, subcon):
+    def __init__(self, subcon, uniform_rows=False):
         super().__init__()
         self.subcon = subcon
+        self.uniform_rows = uniform_rows
 
     def _parse(self, stream, context, path):
         count = _parse_length(stream)
+        if self.uniform_rows and count > 1:
+            items = _uniform_rows(stream, count)
+            if items is not None:
+                return items
         return [self.subcon._parsereport(stream, context, path) for _ in range(count)]
 
     def _build(self, obj, stream, context, path):
@@ -407,7 +508,21 @@ class SequenceOf(Construct):
 
     def _emitparse(self, code):
         _need(code, "parse_length")
-        return "[%s for _ in range(axdr_parse_length(io))]" % self.subcon._compileparse(code)
+        if not self.uniform_rows:
+            return "[%s for _ in range(axdr_parse_length(io))]" % self.subcon._compileparse(code)
+        _need(code, "uniform_rows")
+        code.append("axdr_row_members = %r" % (_ROW_MEMBERS,))
+        fname = "axdr_array_%d" % code.allocateId()
+        code.append("""
+            def %s(io, this):
+                count = axdr_parse_length(io)
+                if count > 1:
+                    items = axdr_uniform_rows(io, count)
+                    if items is not None:
+                        return items
+                return [%s for _ in range(count)]
+        """ % (fname, self.subcon._compileparse(code)))
+        return "%s(io, this)" % fname
 
     def _emitbuild(self, code):
         _need(code, "build_items")
@@ -453,6 +568,18 @@ SIMPLE_PAYLOADS = {
     TIME: _CheckedBytes(4),
     DONT_CARE: Pass,
 }
+# The members a uniform row may hold (`axdr_uniform_rows`), taken from the constructs
+# above: tag -> (payload size, struct code); size -1: an A-XDR length then the bytes.
+_ROW_MEMBERS = {}
+for _tag, _con in SIMPLE_PAYLOADS.items():
+    if isinstance(_con, _CheckedField):
+        _ROW_MEMBERS[_tag] = (_con.length, _con.fmtstr[1:])
+    elif isinstance(_con, _CheckedBytes):
+        _ROW_MEMBERS[_tag] = (_con.length, "%ds" % _con.length)
+    elif _con is AxdrOctets:
+        _ROW_MEMBERS[_tag] = (-1, None)
+del _tag, _con
+_namespace["axdr_row_members"] = _ROW_MEMBERS
 # Minimum encoded width inside compact-array contents (variable types: the length byte).
 _MIN_WIDTH = {
     NULL_DATA: 0, DONT_CARE: 0, BOOLEAN: 1, BCD: 1, INTEGER: 1, UNSIGNED: 1, ENUM: 1,
@@ -649,7 +776,9 @@ def _data_level(depth):
     cases = dict(SIMPLE_PAYLOADS)
     if depth < MAX_DEPTH:
         inner = _Level(lambda: _DATA_LEVELS[depth + 1])
-        cases[ARRAY] = cases[STRUCTURE] = SequenceOf(inner)
+        # rows read in one pass must be structures the next level can still hold
+        cases[ARRAY] = SequenceOf(inner, uniform_rows=depth + 1 < MAX_DEPTH)
+        cases[STRUCTURE] = SequenceOf(inner)
         cases[COMPACT_ARRAY] = CompactArrayBody(depth + 1)
     else:
         cases[ARRAY] = cases[STRUCTURE] = cases[COMPACT_ARRAY] = _Reject(_TOO_DEEP)
