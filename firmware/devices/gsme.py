@@ -64,6 +64,8 @@ VALVE_CLOSED = "closed"
 VALVE_ARMED = "armed"
 VALVE_SUPPLY_STATUS = {VALVE_CLOSED: se.SUPPLY_OFF, VALVE_ARMED: se.SUPPLY_OFF_ARMED,
                        VALVE_OPEN: se.SUPPLY_ON}
+PAYMENT_CREDIT = "credit"
+PAYMENT_PREPAYMENT = "prepayment"
 VALUE_PER_PENNY = 1000              # credit and top-up units per penny (RTDS CS01b)
 TIME_RELIABLE = 0                   # GCS28 response time status (GBCS 13.3.6)
 TIME_NOT_ADJUSTED = 2
@@ -402,9 +404,12 @@ class Gsme(GbzPort):
         self.hh_start = first             # start of hh[0]
         self.hh = []
         self.pushed_until = first         # HH entries before this went to the mirror
-        valve = P.text(self.profile, "valve.initial", VALVE_OPEN)
-        self.valve = valve if valve in VALVE_SUPPLY_STATUS else VALVE_OPEN
-        self.payment_mode = P.text(self.profile, "prepayment.mode", "credit")
+        self.valve = P.text(self.profile, "valve.initial", VALVE_OPEN)
+        if self.valve not in VALVE_SUPPLY_STATUS:
+            raise P.ProfileError("valve.initial", "must be open, closed or armed")
+        self.payment_mode = P.text(self.profile, "prepayment.mode", PAYMENT_CREDIT)
+        if self.payment_mode not in (PAYMENT_CREDIT, PAYMENT_PREPAYMENT):
+            raise P.ProfileError("prepayment.mode", "must be credit or prepayment")
         self.credit = P.integer(self.profile, "prepayment.initial_pence", -10000000,
                                 10000000, 0) * VALUE_PER_PENNY
         self.utrn_record = U.UtrnAntiReplay(P.integer(self.profile, "prepayment.utrn_record",
@@ -444,7 +449,7 @@ class Gsme(GbzPort):
     def _record(self, start, used):
         self.summation = (self.summation + used) % (1 << 48)
         self.hh.append(used)
-        if self.payment_mode == "prepayment" and used:
+        if self.payment_mode == PAYMENT_PREPAYMENT and used:
             self.credit -= self.energy_wh(used) * self.unit_price // 1000
 
     def energy_wh(self, dm3):

@@ -289,3 +289,40 @@ def test_refused_commands_change_nothing_at_gpf_or_gsme():
                                      [codes.ALERT_FAILED_AUTHENTICATION_OTHER])
     assert proxy.queue == [] and proxy.security.counters == gpf_counters
     assert json.dumps(meter.state()) == gsme_state
+
+
+# -- bad input never breaks the GSME or the GPF -----------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_FUZZ_METER, _FUZZ_PROXY = _premise()
+_VALID = [_command("GCS32", 5000), _command("GCS13a", 5001), _command("GCS17", 5002,
+          {"from": START, "count": 4}), _command("CS01b", 30 << 32, {"utrn": _mint(30, 100)})]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_VALID), st.integers(0, 10 ** 6), st.integers(1, 255),
+       st.sampled_from(["flip", "truncate", "extend"]))
+def test_mangled_commands_change_nothing(raw, where, xor, how):
+    data = bytearray(raw)
+    at = where % len(data)
+    if how == "flip":
+        data[at] ^= xor
+    elif how == "truncate":
+        data = data[:at]
+    else:
+        data = data + bytes((xor,)) * (1 + at % 7)
+    meter, proxy = _FUZZ_METER, _FUZZ_PROXY
+    before = (json.dumps(meter.state()), json.dumps(proxy.state()["queue"]),
+              json.dumps(proxy.security.counters))
+    for device in (meter, proxy):
+        out = device.receive_gbcs(bytes(data), NOW)
+        for reply in out:
+            assert envelope.parse(reply).cra_flag == envelope.CRA_ALERT
+    after = (json.dumps(meter.state()), json.dumps(proxy.state()["queue"]),
+             json.dumps(proxy.security.counters))
+    # alert counters rise with each alert; nothing else may move
+    strip = json.loads(before[0]), json.loads(after[0])
+    for state in strip:
+        state["security"]["alert_counter"] = 0
+    assert strip[0] == strip[1] and before[1:] == after[1:]

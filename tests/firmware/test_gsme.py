@@ -240,6 +240,28 @@ def test_profile_depth_is_bounded():
     assert meter.hh_start == meter.last_time - 48 * 1800
 
 
+def test_prepayment_mode_debits_gas_used():
+    clock = SteppedClock(START)
+    spec = profile()
+    spec["prepayment"]["mode"] = "prepayment"
+    meter = G.Gsme(spec, clock, 7, gsme_security())
+    meter.advance(START + 86400)
+    cost = sum(meter.energy_wh(v) * G.DEFAULT_UNIT_PRICE // 1000 for v in meter.hh)
+    assert cost > 0 and meter.credit == 500 * G.VALUE_PER_PENNY - cost
+
+
+def test_profile_values_are_checked():
+    for key, value in (("valve", {"initial": "ajar"}), ("prepayment", {"mode": "free"}),
+                       ("sleep", {"wake_interval": 0})):
+        spec = profile()
+        spec[key] = value
+        try:
+            G.Gsme(spec, SteppedClock(START), 7, gsme_security())
+        except ValueError:
+            continue
+        assert False, "accepted %s.%r" % (key, value)
+
+
 def test_energy_conversion():
     meter, _ = make_gsme()
     # 1 m3 x 39.5 MJ/m3 x 1.02264 / 3.6 = 11.2206 kWh
