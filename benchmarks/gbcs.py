@@ -1,0 +1,333 @@
+"""GBCS service requests per second through the in-process lab, beside their crypto floor.
+
+    python benchmarks/gbcs.py             # the table
+    python benchmarks/gbcs.py --quick     # fewer requests
+    python benchmarks/gbcs.py --profile   # and where the time goes (cProfile, top functions)
+    python benchmarks/gbcs.py --json
+
+Two service requests, each the whole way (supplier head-end -> DCC -> hub -> virtual HAN ->
+ESME -> back, `emulator.lab.Lab` with the WAN called in process and no hop recording):
+- a non-critical read: SRV 4.1.1 (ECS17b, MAC'd both ways, the registers encrypted for the
+  supplier), target >= 2,000 requests/s;
+- a critical command: SRV 7.2 / 7.1 alternately (ECS43/ECS42: pre-command, the supplier's
+  signature, the ACB MAC; the ESME's signed response), target >= 50 % of its crypto floor.
+
+The crypto floor is what the same cryptographic operations cost alone. One request of each
+kind is run with every primitive counted (ECDSA sign and verify - the DUIS XML signatures
+included -, ECDH exchanges that miss the static-static cache, SHA-256 for the KDF,
+AES-GCM/GMAC); each primitive is then timed alone in this run, and the floor is
+sum(count x cost). Rates are per second of this process's CPU time (time.process_time, as
+benchmarks/run.py does); latencies are wall-clock per request (p50, p99).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import cProfile
+import io
+import json
+import os
+import pstats
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+READ_TARGET = 2000          # non-critical reads per second
+CRITICAL_SHARE = 0.5        # critical commands: at least this share of their crypto floor
+PRIMITIVES = ("ecdsa_sign", "ecdsa_verify", "ecdh", "sha256", "gmac", "gcm_encrypt",
+              "gcm_decrypt")
+
+
+class Counting:
+    """Counts HostCrypto primitive calls (every instance: the lab's and the DUIS module's);
+    an ECDH served from the static-static cache is not an exchange and is not counted."""
+
+    def __init__(self):
+        self.counts = collections.Counter()
+        self._saved = {}
+
+    def __enter__(self):
+        from emulator.crypto import HostCrypto
+        for name in PRIMITIVES:
+            original = getattr(HostCrypto, name)
+            self._saved[name] = original
+            setattr(HostCrypto, name, self._wrap(name, original))
+        return self
+
+    def _wrap(self, name, original):
+        counts = self.counts
+
+        def counted(crypto, *args):
+            if name == "ecdh":
+                key = (id(args[0]), bytes(args[1]))
+                if key not in crypto._shared_secrets:
+                    counts[name] += 1
+            else:
+                counts[name] += 1
+            return original(crypto, *args)
+        return counted
+
+    def __exit__(self, *exc):
+        from emulator.crypto import HostCrypto
+        for name, original in self._saved.items():
+            setattr(HostCrypto, name, original)
+
+
+def primitive_costs(quick):
+    """Seconds of CPU per call of each primitive, alone (best of several batches)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from emulator.crypto import HostCrypto, public_xy
+
+    crypto = HostCrypto()
+    mine, theirs = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
+        ec.SECP256R1())
+    peer = public_xy(theirs.public_key())
+    data = bytes(range(256)) * 2                    # about a GBCS command's signed part
+    signature = crypto.ecdsa_sign(mine, data)
+    public = public_xy(mine.public_key())
+    key, iv, aad = bytes(16), bytes(12), bytes(180)
+    sealed, tag = crypto.gcm_encrypt(key, iv, bytes(40), b"\x31")
+    secret = mine.exchange(ec.ECDH(), theirs.public_key())
+
+    def uncached_ecdh():
+        return mine.exchange(ec.ECDH(), theirs.public_key())
+
+    cases = {
+        "ecdsa_sign": lambda: crypto.ecdsa_sign(mine, data),
+        "ecdsa_verify": lambda: crypto.ecdsa_verify(public, data, signature),
+        "ecdh": uncached_ecdh,
+        "sha256": lambda: crypto.sha256(b"\x00\x00\x00\x01" + secret + bytes(34)),
+        "gmac": lambda: crypto.gmac(key, iv, aad),
+        "gcm_encrypt": lambda: crypto.gcm_encrypt(key, iv, bytes(40), b"\x31"),
+        "gcm_decrypt": lambda: crypto.gcm_decrypt(key, iv, sealed, b"\x31", tag),
+    }
+    del peer
+    return {name: _best_cost(fn, quick) for name, fn in cases.items()}
+
+
+def _best_cost(fn, quick):
+    for _ in range(20):
+        fn()
+    batch = 50 if quick else 200
+    best = float("inf")
+    for _ in range(3 if quick else 7):
+        start = time.process_time()
+        for _ in range(batch):
+            fn()
+        best = min(best, (time.process_time() - start) / batch)
+    return best
+
+
+def _percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100.0 * (len(ordered) - 1))))]
+
+
+async def _requests(lab, kind, count):
+    """`count` requests of `kind`; returns wall latencies and CPU seconds spent."""
+    from emulator.lab import ESME_EUI
+
+    latencies = []
+    cpu = time.process_time()
+    for i in range(count):
+        srv = "4.1.1" if kind == "read" else ("7.2" if i % 2 == 0 else "7.1")
+        started = time.perf_counter()
+        outcome = await lab.request("A", srv, ESME_EUI)
+        latencies.append(time.perf_counter() - started)
+        if not outcome.ok:
+            raise RuntimeError("%s request %d failed: %s %s" % (kind, i, outcome.response_code,
+                                                                outcome.checks))
+    return latencies, time.process_time() - cpu
+
+
+class GbcsPath:
+    """The GBCS part of a service request alone: the command as the DCC builds it (use-case
+    builder, the supplier's signature when critical, the ACB MAC), through the hub, the
+    virtual HAN and the ESME, and the answer verified and read as the head-end does (the
+    device's signature, or the MAC with the supplier's KA key and the decrypted registers).
+    Everything but the DUIS XML documents and their XML signatures."""
+
+    def __init__(self, lab):
+        from emulator.lab import ACB_EUI, ESME_EUI, SUPPLIER_EUIS
+        self.lab = lab
+        self.supplier = SUPPLIER_EUIS["A"]
+        self.org = lab.pki.organisations[self.supplier]
+        self.device = lab.pki.devices[ESME_EUI]
+        self.esme = ESME_EUI
+        self.acb_ka = lab.pki.organisations[ACB_EUI]["ka"].private_key
+        self.head_end = lab.headends["A"]      # one counter per originator, as the ESME keeps
+
+    def run(self, use_case):
+        from emulator.usecases import USE_CASE_BUILDERS, BuildContext
+        from firmware.gbcs import envelope, security
+
+        lab, crypto = self.lab, self.lab.crypto
+        counter = self.head_end.next_counter()
+        builder = USE_CASE_BUILDERS[use_case]
+        ctx = BuildContext(counter, self.supplier, self.esme, lab.now, crypto,
+                           self.org["ka"].private_key, self.device["ka"].public_xy)
+        message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, self.supplier,
+                                       self.esme, builder.message_code, builder.build({}, ctx))
+        if builder.critical:
+            security.sign(crypto, self.org["ds"].private_key, message)
+        security.protect_mac(crypto, crypto.ecdh(self.acb_ka, self.device["ka"].public_xy),
+                             message)
+        answers = lab._hub_receive(message.encode())
+        answer = envelope.parse(answers[0])
+        if builder.critical:
+            ok = security.verify_signature(crypto, self.device["ds"].public_xy, answer)
+        else:
+            ok = security.verify_mac(crypto, crypto.ecdh(self.org["ka"].private_key,
+                                                         self.device["ka"].public_xy), answer)
+        fields = builder.read_response(answer.payload, ctx)
+        if not ok or not fields.get("ok"):
+            raise RuntimeError("%s through the GBCS path failed: %s" % (use_case, fields))
+
+
+def _gbcs_requests(path, kind, count):
+    latencies = []
+    cpu = time.process_time()
+    for i in range(count):
+        use_case = "ECS17b" if kind == "read" else ("ECS43" if i % 2 == 0 else "ECS42")
+        started = time.perf_counter()
+        path.run(use_case)
+        latencies.append(time.perf_counter() - started)
+    return latencies, time.process_time() - cpu
+
+
+def _gbcs_counted(path, kind):
+    with Counting() as counting:
+        path.run("ECS17b" if kind == "read" else "ECS43")
+    if kind != "read":
+        path.run("ECS42")
+    return dict(counting.counts)
+
+
+async def _one_counted(lab, kind):
+    from emulator.lab import ESME_EUI
+
+    srv = "4.1.1" if kind == "read" else "7.2"
+    with Counting() as counting:
+        outcome = await lab.request("A", srv, ESME_EUI)
+    assert outcome.ok, outcome
+    if kind != "read":
+        await lab.request("A", "7.1", ESME_EUI)       # back on, so 7.2 / 7.1 alternate
+    return dict(counting.counts)
+
+
+def measure(quick=False, profile=False):
+    from emulator.lab import Lab
+
+    counts = {"read": 300 if quick else 1500, "critical": 100 if quick else 500}
+    costs = primitive_costs(quick)
+    results = {}
+    profiles = {}
+
+    def summary(kind, count, latencies, cpu, ops):
+        floor = sum(costs[name] * n for name, n in ops.items())
+        return {"requests": count, "rate": count / cpu,
+                "p50_ms": 1000 * _percentile(latencies, 50),
+                "p99_ms": 1000 * _percentile(latencies, 99),
+                "ops": ops, "floor_s": floor, "floor_rate": 1.0 / floor if floor else None}
+
+    async def run():
+        lab = Lab(seed=1, wan="direct", record=False)
+        path = GbcsPath(lab)
+        for kind in ("read", "critical"):
+            await _requests(lab, kind, 20)                       # warm caches (ECDH, keys)
+            ops = await _one_counted(lab, kind)
+            profiler = cProfile.Profile() if profile else None
+            if profiler:
+                profiler.enable()
+            latencies, cpu = await _requests(lab, kind, counts[kind])
+            if profiler:
+                profiler.disable()
+                profiles["lab " + kind] = profiler
+            results["lab " + kind] = summary(kind, counts[kind], latencies, cpu, ops)
+
+            _gbcs_requests(path, kind, 20)
+            ops = _gbcs_counted(path, kind)
+            n = counts[kind] * 4
+            profiler = cProfile.Profile() if profile else None
+            if profiler:
+                profiler.enable()
+            latencies, cpu = _gbcs_requests(path, kind, n)
+            if profiler:
+                profiler.disable()
+                profiles["gbcs " + kind] = profiler
+            results["gbcs " + kind] = summary(kind, n, latencies, cpu, ops)
+    asyncio.run(run())
+    return costs, results, profiles
+
+
+LABELS = {
+    "lab read": "non-critical read, SRV 4.1.1 (ECS17b): whole lab, DUIS XML included",
+    "gbcs read": "non-critical read, ECS17b: GBCS path (DCC command -> hub -> HAN -> ESME)",
+    "lab critical": "critical command, SRV 7.2/7.1 (ECS43/42): whole lab, DUIS XML included",
+    "gbcs critical": "critical command, ECS43/42: GBCS path (signed + MAC -> ESME, signed back)",
+}
+
+
+def rows(costs, results):
+    """(name, value, target, status, note) rows for a table (benchmarks/run.py style)."""
+    out = []
+    for key, label in LABELS.items():
+        r = results[key]
+        share = r["rate"] / r["floor_rate"]
+        if key.endswith("read"):
+            target, passed = ">= %d req/s" % READ_TARGET, r["rate"] >= READ_TARGET
+        else:
+            target, passed = ">= %d%% of floor" % (100 * CRITICAL_SHARE), share >= CRITICAL_SHARE
+        out.append((label, "%.0f req/s" % r["rate"], target, "PASS" if passed else "FAIL",
+                    "%.0f%% of its crypto floor %.0f req/s (%s); p50 %.2f ms, p99 %.2f ms"
+                    % (100 * share, r["floor_rate"], _ops(r["ops"]), r["p50_ms"], r["p99_ms"])))
+    out.append(("crypto primitives alone (this run)", "-", "", "info",
+                ", ".join("%s %.1f us" % (name, 1e6 * cost) for name, cost in costs.items())))
+    return out
+
+
+def _ops(ops):
+    return " ".join("%s x%d" % (name.replace("ecdsa_", ""), n) for name, n in sorted(ops.items()))
+
+
+def profile_text(profiles, top=18):
+    out = []
+    for kind, profiler in profiles.items():
+        stream = io.StringIO()
+        stats = pstats.Stats(profiler, stream=stream)
+        stats.sort_stats("tottime").print_stats(top)
+        out.append("== %s: top %d functions by own time ==\n%s" % (kind, top, stream.getvalue()))
+    return "\n".join(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    costs, results, profiles = measure(args.quick, args.profile)
+    if args.json:
+        print(json.dumps({"costs_s": costs, "results": results}, indent=1))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        table = Table(title="GBCS through the lab%s" % (" (quick)" if args.quick else ""))
+        for column in ("measure", "value", "target", "status", "note"):
+            table.add_column(column)
+        for row in rows(costs, results):
+            table.add_row(*row)
+        Console().print(table)
+    if args.profile:
+        print(profile_text(profiles))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
