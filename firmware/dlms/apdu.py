@@ -193,10 +193,11 @@ class _Reader:
                             % (what, n, len(self.buf) - self.pos))
 
     def u8(self, what):
-        self.need(1, what)
-        v = self.buf[self.pos]
-        self.pos += 1
-        return v
+        p = self.pos
+        if p >= len(self.buf):
+            self.need(1, what)  # raises, with the same reason as every other read
+        self.pos = p + 1
+        return self.buf[p]
 
     def u16(self, what):
         self.need(2, what)
