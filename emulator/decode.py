@@ -457,6 +457,7 @@ def _gbcs_payload(dissection, body, payload, offset, keystore):
                    else "GBZ %d component(s)" % len(components))
         dissection.layers.append(Layer("gbz", offset, len(payload), summary,
                                        _container_fields(value)))
+        _read_use_case(dissection, body, payload, offset, keystore)
     elif payload[:3] == b"\xdd\x00\x09":
         dissection.layers.append(Layer("segment", offset, len(payload),
                                        "segmented GBCS payload (routing header + GBT)",
@@ -515,8 +516,8 @@ def _container_fields(value):
 
 
 def _read_use_case(dissection, body, payload, offset, keystore):
-    """A response read as its use case reads it, encrypted fields opened when the
-    keystore holds the recipient's KA private key."""
+    """A response read as its use case reads it (DLMS or GBZ), encrypted fields opened
+    when the keystore holds the recipient's KA private key."""
     from emulator.usecases import USE_CASE_BUILDERS, BuildContext, UseCaseError
 
     if int(body.cra_flag) != 2:

@@ -113,7 +113,9 @@ def test_gbz_and_asn1_payloads_are_decoded():
     assert result.exit_code == 0, result.output
     gas_obj, cos_obj = json_lines(result)
     component = _layer(gas_obj, "gbz")["fields"]["components"][0]
-    assert component["cluster_id"] == 0x0702 and component["control"] == 3
+    assert component["cluster_id"] == 0x0702 and component["control"] == 3    # encrypted
+    read = _layer(gas_obj, "use-case")["fields"]         # opened with the supplier's KA key
+    assert read["current_summation_delivered"] == 12345 and read["divisor"] == 1000
     asn1 = _layer(cos_obj, "asn1")
     assert asn1["summary"] == "cs02b_command"
     assert asn1["fields"]["control"]["authorising_cell"]["role"] == 5     # Transitional CoS
