@@ -169,6 +169,26 @@ class DccTap:
         return self.lab.dcc.take_alerts(eui)
 
 
+class SleepingGsmeNode:
+    """The GSME as a HAN node: its radio is on only while it is awake. When its wake is
+    due (`poll`, which the virtual HAN asks on each delivery) it first pushes its readings
+    to the GPF's mirror (ZigBee attribute reporting on a real HAN; a direct call here, as
+    `firmware.devices.gpf.wake_exchange` does) and then polls the hub with a GET."""
+
+    def __init__(self, gsme, gpf):
+        self.gsme = gsme
+        self.gpf = gpf
+
+    def poll(self, now):
+        if not self.gsme.wake_due(now):
+            return []
+        self.gsme.mirror_ack(self.gpf.receive_mirror(self.gsme.mirror_report(now), now))
+        return self.gsme.wake(now)
+
+    def receive_tunnel(self, data, now):
+        return self.gsme.receive_tunnel(data, now)
+
+
 class Lab:
     def __init__(self, seed=0, region="south", loss=0.0, record=True, wan="tcp",
                  time_scale=0.01, wan_timeout=2.0, anomaly_thresholds=None):
@@ -188,13 +208,13 @@ class Lab:
         self.keys = LabKeys(self.pki)
         self.hops = []
         self.step = ""
+        self._han_seen = 0
         self._issue_credentials()
         self._build_premise()
         self._build_dcc()
         self.headends = {name: self._head_end(name, eui) for name, eui in SUPPLIER_EUIS.items()}
         self.headends["N"] = self._head_end("N", NETWORK_OPERATOR_EUI)     # a network operator
         self.wan = self.wan_server = None
-        self._han_seen = 0
 
     # -- assembly ------------------------------------------------------------------------
     def _issue_credentials(self):
@@ -252,8 +272,10 @@ class Lab:
         self.han.attach(ESME_EUI, EsmeNode(self.esme_gbcs))
         self.hub.add_device(ESME_EUI, 1)                # device type ESME (GBCS CS03)
         if self.gsme is not None:
-            self.han.attach(GSME_EUI, self.gsme)
+            self.han.attach(GSME_EUI, SleepingGsmeNode(self.gsme, self.gpf))
             self.hub.add_device(GSME_EUI, 0)
+            self.han.settle(self.now)        # its first wake at installation: mirror, poll
+        self._han_seen = len(self.han.log)
 
     def _build_gas(self):
         gsme_module = _optional("firmware.devices.gsme")
@@ -369,6 +391,21 @@ class Lab:
         for answer in answers:
             self._hop("hub → attacker", "up", "wan", answer, answer)
         return answers
+
+    def wake_gsme(self):
+        """Let time run to the GSME's next wake: it updates the GPF's mirror, polls, takes
+        each queued command and answers it. Returns what the hub sends up the WAN (the
+        GSME's responses and alerts); they are recorded as hub -> DCC hops."""
+        if self.gsme is None:
+            return []
+        self.now = max(self.now, self.gsme.next_wake)
+        self.clock.set(self.now)
+        self.step = self.step or "GSME wakes"
+        up, _ = self.han.settle(self.now)
+        self._record_han()
+        for answer in up:
+            self._hop("hub → DCC", "up", "wan", answer, answer)
+        return up
 
     def _hub_receive(self, data):
         """What the hub does with one WAN message, the HAN run until it settles."""
