@@ -24,17 +24,21 @@ Signature (XMLDSig shape, what is simplified)
 Like DUIS: an enveloped signature (Reference URI="", transform enveloped-signature,
 digest SHA-256, SignatureMethod ecdsa-sha256, CanonicalizationMethod exc-c14n named),
 SignatureValue = raw r||s (XMLDSig 1.1 ECDSA), KeyInfo = X509IssuerSerial of the
-organisation certificate, as DCC Boxed signs. Canonical form used here ("exc-c14n-like"):
-the element is re-serialised by ElementTree with the fixed prefixes `sr`/`ds` (namespace
-declarations only where ElementTree needs them: on the serialised element, for the
-namespaces its subtree uses) and then put through W3C C14N 2.0
-(`xml.etree.ElementTree.canonicalize`: no XML declaration, attributes sorted, empty
-elements as start/end pairs, comments dropped, text and whitespace kept). For DUIS
-documents (one namespace in the body, `ds` only inside the signature) this gives the same
-bytes as exc-c14n would; it is not a general exc-c14n: prefixes are rewritten to sr/ds,
-no InclusiveNamespaces, one Reference only, no other transforms. The enveloped-signature
-transform removes the Signature element and keeps the text around it. Interoperability
-with a full XMLDSig implementation (DCC Boxed's Java tool, xmlsec) is not claimed.
+organisation certificate, as DCC Boxed signs. The canonical form (`canonical`) is written
+here, following Exclusive XML Canonicalization 1.0 (W3C, no InclusiveNamespaces) for what
+DUIS documents contain: no XML declaration, comments or processing instructions; start and
+end tag for every element; attributes sorted (no-namespace ones first, by name); a
+namespace declaration on the first output element that visibly uses the prefix and not
+again below it (so the document is declared `xmlns:sr` on its root and SignedInfo
+`xmlns:ds` on itself); text escaped &amp; &lt; &gt; &#xD;, attributes &amp; &lt; &quot;
+&#x9; &#xA; &#xD;. What is simplified against real XMLDSig: prefixes are rewritten to the
+fixed `sr`/`ds` (nsN for any other namespace) instead of kept as written, so a document
+re-prefixed by another tool still verifies here and a real verifier may disagree when the
+signer used other prefixes; namespaced attributes and xml:* inheritance are not treated
+specially; one Reference (the whole document) and the one transform only; no certificate
+in KeyInfo, only issuer and serial. The enveloped-signature transform removes the
+Signature element and keeps the text around it. Interoperability with a full XMLDSig
+implementation (DCC Boxed's Java tool, xmlsec) is not tested here.
 
 Parsing is bounded (size, element count, depth; no DOCTYPE/ENTITY at all) and every
 failure is a `DuisError` naming what was wrong.
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import re
 import xml.etree.ElementTree as ET
 
@@ -69,6 +74,8 @@ MAX_DEPTH = 24
 
 ET.register_namespace("sr", NS)
 ET.register_namespace("ds", DS_NS)
+_PREFIXES = {NS: "sr", DS_NS: "ds"}
+_KNOWN_TAGS = {}                 # tag -> (namespace, prefix, qualified name), sr/ds/none only
 
 _CRYPTO = HostCrypto()
 _EUI_TEXT = re.compile(r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){7}$")
@@ -245,6 +252,7 @@ class DuisRequest:
         self.body = _normalise(body or {}) or {}
         self.key_info = None            # (issuer, serial) of the signer, after from_xml
         self.xml = None                 # the document it was read from, after from_xml
+        self.root = None                # and its parsed root element
 
     def __eq__(self, other):
         return isinstance(other, DuisRequest) and self._fields() == other._fields()
@@ -254,7 +262,7 @@ class DuisRequest:
             self.request_id, self.command_variant, self.service_reference_variant,
             self.body_name)
 
-    def _fields(self):
+    def _fields(self):  # what a request says (not where it was read from)
         return (self.request_id, self.command_variant, self.service_reference,
                 self.service_reference_variant, self.body_name, self.body)
 
@@ -302,6 +310,7 @@ class DuisRequest:
                       _read_params(service) or {})
         request.key_info = _key_info(root)
         request.xml = bytes(xml)
+        request.root = root
         return request
 
     def gbcs_payload(self) -> bytes:
@@ -346,6 +355,7 @@ class DuisResponse:
         self.dcc_alert = _normalise(dcc_alert) if dcc_alert else None
         self.key_info = None
         self.xml = None
+        self.root = None
 
     @property
     def ok(self):
@@ -429,11 +439,12 @@ class DuisResponse:
             raise DuisError("unknown response body %s" % kind, "Body")
         response.key_info = _key_info(root)
         response.xml = bytes(xml)
+        response.root = root
         return response
 
 
 def vars_of(response):
-    return {k: v for k, v in vars(response).items() if k not in ("key_info", "xml")}
+    return {k: v for k, v in vars(response).items() if k not in ("key_info", "xml", "root")}
 
 
 # -- XMLDSig-shaped signature ------------------------------------------------------------
@@ -450,27 +461,29 @@ class XmlSigner:
         return issuer_serial(self.certificate)
 
     def sign(self, root) -> bytes:
+        """The document with its enveloped signature, serialised. The digest and the
+        SignedInfo are canonicalised on the laid-out tree, which the serialiser writes so
+        that parsing it gives the same tree back (the verifier's view)."""
         signature = _signature_skeleton(*self.key_info)
         root.append(signature)
         ET.indent(root)
-        laid_out = _parse(_serialise(root))           # the bytes the verifier will see
-        signature = laid_out.find(_qd("Signature"))
         signed_info = signature.find(_qd("SignedInfo"))
-        digest = _CRYPTO.sha256(canonical(_without_signature(laid_out)))
+        digest = _CRYPTO.sha256(canonical(root, skip=signature))
         signed_info.find(_qd("Reference")).find(_qd("DigestValue")).text = base64_text(digest)
         value = _CRYPTO.ecdsa_sign(self.private_key, canonical(signed_info))
         signature.find(_qd("SignatureValue")).text = base64_text(value)
-        return _serialise(laid_out)
+        return _serialise(root)
 
 
 def issuer_serial(certificate: x509.Certificate):
     return certificate.issuer.rfc4514_string(), certificate.serial_number
 
 
-def verify(xml, public_key_xy: bytes) -> None:
-    """Check the enveloped signature of a DUIS document; raises DuisError if it is missing,
-    malformed, names other algorithms, or does not verify with this public key."""
-    root = _parse(xml)
+def verify(document, public_key_xy: bytes) -> None:
+    """Check the enveloped signature of a DUIS document (bytes, or the root element parsed
+    from them); raises DuisError if it is missing, malformed, names other algorithms, or
+    does not verify with this public key."""
+    root = document if isinstance(document, ET.Element) else _parse(document)
     signature = _signature_of(root)
     signed_info = _one(signature, "SignedInfo", signature, DS_NS)
     _algorithm(signed_info, "CanonicalizationMethod", C14N_EXC)
@@ -487,41 +500,98 @@ def verify(xml, public_key_xy: bytes) -> None:
     value = base64_bytes(_child_text(signature, "SignatureValue", DS_NS), "SignatureValue")
     if not _CRYPTO.ecdsa_verify(public_key_xy, canonical(signed_info), value):
         raise DuisError("signature does not verify with the signer's key", "SignatureValue")
-    if digest != _CRYPTO.sha256(canonical(_without_signature(root))):
+    if digest != _CRYPTO.sha256(canonical(root, skip=signature)):
         raise DuisError("digest does not match the document", "DigestValue")
 
 
-def verify_with_certificate(xml, certificate: x509.Certificate) -> None:
-    verify(xml, public_xy(certificate.public_key()))
+def verify_with_certificate(document, certificate: x509.Certificate) -> None:
+    verify(document, _certificate_key(certificate))
 
 
-def canonical(element) -> bytes:
-    """The element's canonical bytes (see the module docstring for what 'exc-c14n-like'
-    means here). The element's tail is not part of it."""
-    tail, element.tail = element.tail, None
-    try:
-        text = ET.tostring(element, encoding="unicode")
-    finally:
-        element.tail = tail
-    return ET.canonicalize(text, strip_text=False).encode("utf-8")
+@functools.lru_cache(maxsize=256)
+def _certificate_key(certificate):
+    return public_xy(certificate.public_key())
 
 
-def _without_signature(root):
-    """A copy of the document with ds:Signature removed and the text around it kept
-    (enveloped-signature transform)."""
-    copy = ET.fromstring(ET.tostring(root))
-    signature = copy.find(_qd("Signature"))
-    if signature is None:
-        return copy
-    children = list(copy)
-    index = children.index(signature)
-    if signature.tail:
-        if index:
-            children[index - 1].tail = (children[index - 1].tail or "") + signature.tail
-        else:
-            copy.text = (copy.text or "") + signature.tail
-    copy.remove(signature)
-    return copy
+def canonical(element, skip=None) -> bytes:
+    """The element's canonical bytes (module docstring), without its tail; `skip` (a child
+    of `element`) is left out with the text around it kept: the enveloped-signature
+    transform."""
+    out = []
+    _c14n(element, out, {}, {}, skip)
+    return "".join(out).encode("utf-8")
+
+
+def _c14n(element, out, in_scope, names, skip):
+    tag = element.tag
+    known = _KNOWN_TAGS.get(tag)
+    if known is None:
+        namespace, local = _split(tag)
+        prefix = _prefix(namespace, names)
+        known = (namespace, prefix, prefix + ":" + local if prefix else local)
+        if namespace is None or namespace in _PREFIXES:
+            _KNOWN_TAGS[tag] = known
+    namespace, prefix, name = known
+    declare = None
+    if namespace is not None and in_scope.get(prefix) != namespace:
+        declare = {prefix: namespace}
+    attributes = ()
+    if element.attrib:
+        attributes = []
+        for key, value in element.attrib.items():
+            attr_ns, attr_local = _split(key)
+            if attr_ns is None:
+                attributes.append(("", attr_local, attr_local, value))
+                continue
+            attr_prefix = _prefix(attr_ns, names)
+            if in_scope.get(attr_prefix) != attr_ns:
+                declare = declare or {}
+                declare[attr_prefix] = attr_ns
+            attributes.append((attr_ns, attr_local, attr_prefix + ":" + attr_local, value))
+        attributes.sort()
+    start = "<" + name
+    if declare:
+        in_scope = dict(in_scope)
+        in_scope.update(declare)
+        for declared in sorted(declare):
+            start += ' xmlns:%s="%s"' % (declared, _c14n_attribute(declare[declared]))
+    for _, _, qualified, value in attributes:
+        start += ' %s="%s"' % (qualified, _c14n_attribute(value))
+    out.append(start + ">")
+    if element.text:
+        out.append(_c14n_text(element.text))
+    for child in element:
+        if child is not skip:
+            _c14n(child, out, in_scope, names, None)
+        if child.tail:
+            out.append(_c14n_text(child.tail))
+    out.append("</" + name + ">")
+
+
+def _c14n_text(text):
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", "&#xD;"))
+
+
+def _c14n_attribute(value):
+    return (value.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+            .replace("\t", "&#x9;").replace("\n", "&#xA;").replace("\r", "&#xD;"))
+
+
+def _split(tag):
+    if tag[:1] == "{":
+        namespace, local = tag[1:].split("}", 1)
+        return namespace, local
+    return None, tag
+
+
+def _prefix(namespace, names):
+    if namespace is None:
+        return ""
+    prefix = _PREFIXES.get(namespace) or names.get(namespace)
+    if prefix is None:
+        prefix = names[namespace] = "ns%d" % len(names)
+    return prefix
 
 
 def _signature_skeleton(issuer, serial):
@@ -613,7 +683,53 @@ def _optional(parent, name, convert):
 
 
 def _serialise(root) -> bytes:
-    return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+    """The document as UTF-8 XML, every namespace the tree uses declared on the root with
+    its fixed prefix. Text and attributes are escaped so that parsing gives the same tree
+    back (a carriage return in text survives as &#13;)."""
+    names = {}
+    used = {}
+    for element in root.iter():
+        for tag in [element.tag] + list(element.attrib):
+            namespace = _split(tag)[0]
+            if namespace is not None:
+                used[namespace] = _prefix(namespace, names)
+    out = ['<?xml version="1.0" encoding="UTF-8"?>\n']
+    declarations = "".join(' xmlns:%s="%s"' % (used[ns], _xml_attribute(ns))
+                           for ns in sorted(used, key=used.get))
+    _write(root, out, names, declarations)
+    return "".join(out).encode("utf-8")
+
+
+def _write(element, out, names, declarations=""):
+    namespace, local = _split(element.tag)
+    prefix = _prefix(namespace, names)
+    name = prefix + ":" + local if prefix else local
+    out.append("<" + name + declarations)
+    for key, value in element.attrib.items():
+        attr_ns, attr_local = _split(key)
+        qualified = attr_local if attr_ns is None else _prefix(attr_ns, names) + ":" + attr_local
+        out.append(' %s="%s"' % (qualified, _xml_attribute(value)))
+    if not element.text and not len(element):
+        out.append(" />")
+    else:
+        out.append(">")
+        if element.text:
+            out.append(_xml_text(element.text))
+        for child in element:
+            _write(child, out, names)
+        out.append("</" + name + ">")
+    if element.tail:
+        out.append(_xml_text(element.tail))
+
+
+def _xml_text(text):
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", "&#13;"))
+
+
+def _xml_attribute(value):
+    return (value.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+            .replace("\t", "&#9;").replace("\n", "&#10;").replace("\r", "&#13;"))
 
 
 def _document(root, signer):
@@ -643,16 +759,17 @@ def _parse(xml):
 
 
 def _check_bounds(root):
-    count = 0
-    stack = [(root, 1)]
-    while stack:
-        element, depth = stack.pop()
-        count += 1
+    """Element count and nesting depth, level by level (no recursion on hostile input)."""
+    level = [root]
+    depth = count = 1
+    while level:
+        if depth > MAX_DEPTH:
+            raise DuisError("nested deeper than %d" % MAX_DEPTH, _name(level[0]))
+        level = [child for element in level for child in element]
+        count += len(level)
         if count > MAX_ELEMENTS:
             raise DuisError("more than %d elements" % MAX_ELEMENTS)
-        if depth > MAX_DEPTH:
-            raise DuisError("nested deeper than %d" % MAX_DEPTH, _name(element))
-        stack.extend((child, depth + 1) for child in element)
+        depth += 1
 
 
 # -- the service requests the lab serves (public DUIS request matrix) ----------------------

@@ -237,9 +237,9 @@ class HeadEnd:
         for xml in self.dcc.take_alerts(self.eui):
             checks = []
             try:
-                duis.verify_with_certificate(xml, self.dcc_certificate)
-                checks.append(("DCC", "DUIS alert signed by the DCC", True))
                 response = DuisResponse.from_xml(xml)
+                duis.verify_with_certificate(response.root, self.dcc_certificate)
+                checks.append(("DCC", "DUIS alert signed by the DCC", True))
                 message = parse(response.gbcs_payload or b"")
             except (duis.DuisError, GbcsError) as e:
                 checks.append(("DCC", "DUIS alert readable and signed: %s" % e, False))
@@ -259,8 +259,8 @@ class HeadEnd:
     async def _exchange(self, request, result):
         xml = await self._handle(request.to_xml(self.signer))
         try:
-            duis.verify_with_certificate(xml, self.dcc_certificate)
             response = DuisResponse.from_xml(xml)
+            duis.verify_with_certificate(response.root, self.dcc_certificate)
         except duis.DuisError as e:
             result.check("DCC", "DUIS response signed by the DCC: %s" % e.reason, False)
             return None

@@ -193,7 +193,8 @@ def test_an_unsigned_or_twice_signed_document_does_not_verify():
 def test_the_signature_does_not_depend_on_prefixes_or_the_xml_declaration():
     # another implementation's prefix choice: the canonical form uses sr/ds regardless
     xml = request().to_xml(SIGNER)
-    renamed = xml.replace(b"<?xml version='1.0' encoding='UTF-8'?>\n", b"")
+    assert xml.startswith(b"<?xml ")
+    renamed = xml.split(b"\n", 1)[1]
     renamed = renamed.replace(b"sr:", b"q:").replace(b"xmlns:sr=", b"xmlns:q=")
     assert b"sr:" not in renamed
     verify_with_certificate(renamed, CERT)
