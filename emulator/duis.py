@@ -76,6 +76,8 @@ ET.register_namespace("sr", NS)
 ET.register_namespace("ds", DS_NS)
 _PREFIXES = {NS: "sr", DS_NS: "ds"}
 _KNOWN_TAGS = {}                 # tag -> (namespace, prefix, qualified name), sr/ds/none only
+_C14N_TEXTS = {}                 # short text -> its escaped form (bounded memo)
+_XML_TEXTS = {}
 
 _CRYPTO = HostCrypto()
 _EUI_TEXT = re.compile(r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){7}$")
@@ -287,8 +289,10 @@ class DuisRequest:
             _add_params(body, self.body)
         return root
 
-    def to_xml(self, signer: "XmlSigner | None" = None) -> bytes:
-        return _document(self.element(), signer)
+    def to_xml(self, signer: "XmlSigner | None" = None, pretty=False) -> bytes:
+        """UTF-8 XML, signed when a signer is given; compact unless `pretty` (indented,
+        as the DUIS templates are written; the signature covers the whitespace)."""
+        return _document(self.element(), signer, pretty)
 
     @classmethod
     def from_xml(cls, xml) -> "DuisRequest":
@@ -395,8 +399,10 @@ class DuisResponse:
             _add_params(ET.SubElement(body, _q("DCCAlert")), self.dcc_alert or {})
         return root
 
-    def to_xml(self, signer: "XmlSigner | None" = None) -> bytes:
-        return _document(self.element(), signer)
+    def to_xml(self, signer: "XmlSigner | None" = None, pretty=False) -> bytes:
+        """UTF-8 XML, signed when a signer is given; compact unless `pretty` (indented,
+        as the DUIS templates are written; the signature covers the whitespace)."""
+        return _document(self.element(), signer, pretty)
 
     @classmethod
     def from_xml(cls, xml) -> "DuisResponse":
@@ -460,13 +466,14 @@ class XmlSigner:
     def key_info(self):
         return issuer_serial(self.certificate)
 
-    def sign(self, root) -> bytes:
+    def sign(self, root, pretty=False) -> bytes:
         """The document with its enveloped signature, serialised. The digest and the
         SignedInfo are canonicalised on the laid-out tree, which the serialiser writes so
         that parsing it gives the same tree back (the verifier's view)."""
         signature = _signature_skeleton(*self.key_info)
         root.append(signature)
-        ET.indent(root)
+        if pretty:
+            ET.indent(root)
         signed_info = signature.find(_qd("SignedInfo"))
         digest = _CRYPTO.sha256(canonical(root, skip=signature))
         signed_info.find(_qd("Reference")).find(_qd("DigestValue")).text = base64_text(digest)
@@ -522,8 +529,8 @@ def canonical(element, skip=None) -> bytes:
     return "".join(out).encode("utf-8")
 
 
-def _c14n(element, out, in_scope, names, skip):
-    tag = element.tag
+def _tag(tag, names):
+    """(namespace, prefix, qualified name) of an element tag."""
     known = _KNOWN_TAGS.get(tag)
     if known is None:
         namespace, local = _split(tag)
@@ -531,7 +538,11 @@ def _c14n(element, out, in_scope, names, skip):
         known = (namespace, prefix, prefix + ":" + local if prefix else local)
         if namespace is None or namespace in _PREFIXES:
             _KNOWN_TAGS[tag] = known
-    namespace, prefix, name = known
+    return known
+
+
+def _c14n(element, out, in_scope, names, skip):
+    namespace, prefix, name = _tag(element.tag, names)
     declare = None
     if namespace is not None and in_scope.get(prefix) != namespace:
         declare = {prefix: namespace}
@@ -569,8 +580,13 @@ def _c14n(element, out, in_scope, names, skip):
 
 
 def _c14n_text(text):
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("\r", "&#xD;"))
+    escaped = _C14N_TEXTS.get(text)
+    if escaped is None:
+        escaped = (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                   .replace("\r", "&#xD;"))
+        if len(text) <= 32 and len(_C14N_TEXTS) < 4096:   # indentation, short values
+            _C14N_TEXTS[text] = escaped
+    return escaped
 
 
 def _c14n_attribute(value):
@@ -689,8 +705,11 @@ def _serialise(root) -> bytes:
     names = {}
     used = {}
     for element in root.iter():
-        for tag in [element.tag] + list(element.attrib):
-            namespace = _split(tag)[0]
+        namespace, prefix, _ = _tag(element.tag, names)
+        if namespace is not None:
+            used[namespace] = prefix
+        for key in element.attrib:
+            namespace = _split(key)[0]
             if namespace is not None:
                 used[namespace] = _prefix(namespace, names)
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n']
@@ -701,9 +720,7 @@ def _serialise(root) -> bytes:
 
 
 def _write(element, out, names, declarations=""):
-    namespace, local = _split(element.tag)
-    prefix = _prefix(namespace, names)
-    name = prefix + ":" + local if prefix else local
+    name = _tag(element.tag, names)[2]
     out.append("<" + name + declarations)
     for key, value in element.attrib.items():
         attr_ns, attr_local = _split(key)
@@ -723,8 +740,13 @@ def _write(element, out, names, declarations=""):
 
 
 def _xml_text(text):
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("\r", "&#13;"))
+    escaped = _XML_TEXTS.get(text)
+    if escaped is None:
+        escaped = (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                   .replace("\r", "&#13;"))
+        if len(text) <= 32 and len(_XML_TEXTS) < 4096:
+            _XML_TEXTS[text] = escaped
+    return escaped
 
 
 def _xml_attribute(value):
@@ -732,10 +754,11 @@ def _xml_attribute(value):
             .replace("\t", "&#9;").replace("\n", "&#10;").replace("\r", "&#13;"))
 
 
-def _document(root, signer):
+def _document(root, signer, pretty):
     if signer is not None:
-        return signer.sign(root)
-    ET.indent(root)
+        return signer.sign(root, pretty)
+    if pretty:
+        ET.indent(root)
     return _serialise(root)
 
 
