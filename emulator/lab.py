@@ -3,7 +3,7 @@ hub (with its GPF), the virtual HAN, an ESME and a sleeping GSME, all issued fro
 `TestSmki` (docs/GBCS_INTERFACES.md section 9; ARCHITECTURE.md "The path of one request").
 
     async with Lab(seed=0, region="south", loss=0.0) as lab:
-        outcome = await lab.request("A", "4.1.1", lab.esme_eui)    # DUIS in, values out
+        outcome = await lab.request("A", "4.1.1", ESME_EUI)        # DUIS in, values out
         outcome.ok, outcome.response_code, outcome.fields, outcome.hops
         lab.hops                       # every hop of every request, in order
         lab.snapshot()                 # device state: registers, counters, supply, credit
@@ -23,23 +23,22 @@ except the WAN's TCP round trip (asyncio on 127.0.0.1) and its configured latenc
 from __future__ import annotations
 
 import asyncio
-import importlib
 import pathlib
 
 from emulator import duis, smki, wan
-from emulator.crypto import HostCrypto, public_xy
+from emulator.crypto import HostCrypto
 from emulator.dcc import Dcc, Party, RoutingTable
-from emulator.headend import HeadEnd
 from emulator.decode import FAILED, dissect, is_gbcs
+from emulator.headend import HeadEnd
 from emulator.duis import DuisRequest, DuisResponse, XmlSigner
 from emulator.han.nodes import EsmeNode
 from emulator.han.virtual import VirtualHan
 from emulator.profiles import load_profile
-from emulator.usecases import USE_CASE_BUILDERS, BuildContext, UseCaseError
-from firmware.devices import esme_gbcs
+from emulator.usecases import USE_CASE_BUILDERS
+from firmware.devices import esme_gbcs, gpf, gsme
 from firmware.devices.chf import CommsHub
 from firmware.devices.esme import Esme
-from firmware.gbcs import codes, envelope, security
+from firmware.gbcs import codes, envelope
 from firmware.gbcs.anchors import TrustAnchors
 from firmware.gbcs.device_security import DeviceSecurity
 from firmware.han import tunnel
@@ -59,16 +58,6 @@ DEVICE_NAMES = {ESME_EUI: "ESME", GSME_EUI: "GSME", HUB_EUI: "hub", GPF_EUI: "GP
 HISTORY = 2 * 86400 + 600           # simulated seconds of metering before the lab opens
 REQUEST_STEP = 1                    # simulated seconds per request
 I0 = duis.I0_SUCCESS
-
-
-def _optional(module):
-    """A part of issue 3 that may not be in the tree yet (GPF, WAN, head-end)."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name != module:
-            raise
-        return None
 
 
 class Hop:
@@ -264,42 +253,33 @@ class Lab:
         self.esme_gbcs = esme_gbcs.EsmeGbcs(self.esme, self.esme_security, self.crypto)
         self.han = VirtualHan(seed=self.seed)
         self.han.now = self.now
-        self.gsme = self.gpf = None
         self.hub_security = self._security(HUB_EUI)
         self._build_gas()
         self.hub = CommsHub(HUB_EUI, self.hub_security, self.han.send, gpf=self.gpf)
         self.han.attach_hub(self.hub)
         self.han.attach(ESME_EUI, EsmeNode(self.esme_gbcs))
         self.hub.add_device(ESME_EUI, 1)                # device type ESME (GBCS CS03)
-        if self.gsme is not None:
-            self.han.attach(GSME_EUI, SleepingGsmeNode(self.gsme, self.gpf))
-            self.hub.add_device(GSME_EUI, 0)
-            self.han.settle(self.now)        # its first wake at installation: mirror, poll
+        self.han.attach(GSME_EUI, SleepingGsmeNode(self.gsme, self.gpf))
+        self.hub.add_device(GSME_EUI, 0)                # device type GSME
+        self.han.settle(self.now)            # the GSME's first wake at installation
         self._han_seen = len(self.han.log)
 
     def _build_gas(self):
-        gsme_module = _optional("firmware.devices.gsme")
-        gpf_module = _optional("firmware.devices.gpf")
-        if gsme_module is None or gpf_module is None:
-            return                                       # gas arrives with the GPF
         self.gsme_security = self._security(GSME_EUI)
-        self.gsme = gsme_module.Gsme({"clock": {"start": self.start_time}}, self.clock,
-                                     self.seed, self.gsme_security, self.crypto)
+        self.gsme = gsme.Gsme({"clock": {"start": self.start_time}}, self.clock, self.seed,
+                              self.gsme_security, self.crypto)
         self.gsme.advance(self.now)
         # the GPF answers as the GSME (firmware/devices/gpf.py: its DeviceSecurity is built
         # on the GSME's EUI and keys, with counter records of its own)
-        self.gpf = gpf_module.GasProxyFunction(GSME_EUI, self._security(GSME_EUI), self.crypto)
+        self.gpf = gpf.GasProxyFunction(GSME_EUI, self._security(GSME_EUI), self.crypto)
         self.gpf.upstream = _discard          # the hub forwards the GSME's PUTs itself
-        self.gpf.receive_mirror(self.gsme.mirror_report(self.now), self.now)
 
     def _build_dcc(self):
         org = self.pki.organisations
         self.routing = RoutingTable()
         supplier = SUPPLIER_EUIS["A"]
-        devices = [(ESME_EUI, codes.ESME), (HUB_EUI, codes.CHF)]
-        if self.gsme is not None:
-            devices.append((GSME_EUI, codes.GSME))
-        for eui, device_type in devices:
+        for eui, device_type in ((ESME_EUI, codes.ESME), (GSME_EUI, codes.GSME),
+                                 (HUB_EUI, codes.CHF)):
             credentials = self.pki.devices[eui]
             self.routing.add(eui, device_type, HUB_EUI, supplier, credentials["ds"].public_xy,
                              credentials["ka"].public_xy, network_operator=NETWORK_OPERATOR_EUI)
@@ -396,8 +376,6 @@ class Lab:
         """Let time run to the GSME's next wake: it updates the GPF's mirror, polls, takes
         each queued command and answers it. Returns what the hub sends up the WAN (the
         GSME's responses and alerts); they are recorded as hub -> DCC hops."""
-        if self.gsme is None:
-            return []
         self.now = max(self.now, self.gsme.next_wake)
         self.clock.set(self.now)
         self.step = self.step or "GSME wakes"
@@ -505,8 +483,8 @@ class Lab:
             "hub": {"counters": self.hub_security.state()["counters"],
                     "devices": sorted(self.hub.device_log)},
         }
-        if self.gsme is not None:
-            out["gsme"] = self.gsme.state()
+        out["gsme"] = self.gsme.state()
+        out["gpf"] = {"queue": [c.hex() for c in self.gpf.queue]}
         return out
 
     def export_keystore(self, folder):
@@ -655,8 +633,7 @@ async def demo_sequence(lab):
 
 async def _gas_read(lab):
     title = "Gas registers through the GPF while the GSME sleeps (SRV 4.1.1, GCS13a)"
-    missing = ("the GSME and GPF (firmware/devices/gsme.py, gpf.py)" if lab.gsme is None
-               else _missing_builder("GCS13a"))
+    missing = _missing_builder("GCS13a")
     if missing:
         return Step(title, skipped=missing)
     step = Step(title)

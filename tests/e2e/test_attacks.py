@@ -14,7 +14,7 @@ import pytest
 
 from emulator import smki
 from emulator.dcc import alert_code
-from emulator.lab import ACB_EUI, ESME_EUI, HUB_EUI, SUPPLIER_EUIS, TRANSCOS_EUI, Lab
+from emulator.lab import ACB_EUI, ESME_EUI, SUPPLIER_EUIS, TRANSCOS_EUI, Lab
 from emulator.usecases import USE_CASE_BUILDERS, BuildContext
 from firmware.cosem.disconnect import DISCONNECTED
 from firmware.gbcs import codes, credentials, envelope, security
