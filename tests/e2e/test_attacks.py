@@ -254,3 +254,15 @@ def test_the_old_supplier_is_refused_by_the_esme_after_change_of_supplier(attack
     # and B now runs the meter
     assert run(lab.request("B", "7.1", ESME_EUI)).ok
     assert lab.esme.supply_state != DISCONNECTED
+
+
+def test_requests_above_the_anomaly_threshold_are_quarantined_by_the_dcc():
+    lab = Lab(seed=4, wan="direct", anomaly_thresholds={"7.4": (3, 3600)})
+    assert all(run(lab.request("A", "7.4", ESME_EUI)).ok for _ in range(3))
+    before = json.dumps(lab.snapshot(), sort_keys=True)
+    outcome = run(lab.request("A", "7.4", ESME_EUI))
+    assert outcome.response_code == "I99"                # acknowledged, quarantined
+    assert [h.layer for h in outcome.hops] == ["duis", "duis"]       # not sent to the device
+    assert [e.kind for e in lab.dcc.events][-1] == "quarantined"
+    assert json.dumps(lab.snapshot(), sort_keys=True) == before
+    assert run(lab.request("A", "4.1.1", ESME_EUI)).ok    # another SRV is not held back
