@@ -77,6 +77,8 @@ ET.register_namespace("ds", DS_NS)
 _PREFIXES = {NS: "sr", DS_NS: "ds"}
 _KNOWN_TAGS = {}                 # tag -> (namespace, prefix, qualified name), sr/ds/none only
 _C14N_TEXTS = {}                 # short text -> its escaped form (bounded memo)
+_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+_MARK = "\x01"                   # where a value goes in a canonical template
 _XML_TEXTS = {}
 
 _CRYPTO = HostCrypto()
@@ -110,7 +112,7 @@ def eui_text(eui: bytes) -> str:
     """`90-B3-D5-1F-30-01-00-00`: the DUIS EUI-64 form (XSD type EUI)."""
     if len(eui) != 8:
         raise ValueError("an EUI-64 is 8 bytes")
-    return "-".join("%02X" % b for b in eui)
+    return eui.hex("-").upper()
 
 
 def parse_eui(text: str, where="EUI") -> bytes:
@@ -461,25 +463,41 @@ class XmlSigner:
     def __init__(self, private_key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate):
         self.private_key = private_key
         self.certificate = certificate
-
-    @property
-    def key_info(self):
-        return issuer_serial(self.certificate)
+        self.key_info = issuer_serial(certificate)
+        # the Signature and SignedInfo in canonical form, cut where the values go
+        skeleton = _signature_skeleton(*self.key_info)
+        signed_info = skeleton.find(_qd("SignedInfo"))
+        signed_info.find(_qd("Reference")).find(_qd("DigestValue")).text = _MARK
+        skeleton.find(_qd("SignatureValue")).text = _MARK
+        self._signed_info = _canonical_text(signed_info).split(_MARK)
+        self._signature = _canonical_text(skeleton).split(_MARK)
 
     def sign(self, root, pretty=False) -> bytes:
-        """The document with its enveloped signature, serialised. The digest and the
-        SignedInfo are canonicalised on the laid-out tree, which the serialiser writes so
-        that parsing it gives the same tree back (the verifier's view)."""
+        """The document with its enveloped signature, serialised. Compact documents are
+        written in their canonical form, the Signature (in canonical form too) last in the
+        root, so the bytes signed are the bytes sent; a pretty one is laid out first and
+        canonicalised as the verifier will parse it."""
+        if not pretty:
+            return self._sign_compact(root)
         signature = _signature_skeleton(*self.key_info)
         root.append(signature)
-        if pretty:
-            ET.indent(root)
+        ET.indent(root)
         signed_info = signature.find(_qd("SignedInfo"))
         digest = _CRYPTO.sha256(canonical(root, skip=signature))
         signed_info.find(_qd("Reference")).find(_qd("DigestValue")).text = base64_text(digest)
         value = _CRYPTO.ecdsa_sign(self.private_key, canonical(signed_info))
         signature.find(_qd("SignatureValue")).text = base64_text(value)
         return _serialise(root)
+
+    def _sign_compact(self, root):
+        document = _canonical_text(root)
+        digest = base64_text(_CRYPTO.sha256(document.encode("utf-8")))
+        signed_info = digest.join(self._signed_info)
+        value = base64_text(_CRYPTO.ecdsa_sign(self.private_key, signed_info.encode("utf-8")))
+        before, between, after = self._signature
+        close = document.rindex("</")
+        return (_DECLARATION + document[:close] + before + digest + between + value + after
+                + document[close:]).encode("utf-8")
 
 
 def issuer_serial(certificate: x509.Certificate):
@@ -524,9 +542,13 @@ def canonical(element, skip=None) -> bytes:
     """The element's canonical bytes (module docstring), without its tail; `skip` (a child
     of `element`) is left out with the text around it kept: the enveloped-signature
     transform."""
+    return _canonical_text(element, skip).encode("utf-8")
+
+
+def _canonical_text(element, skip=None):
     out = []
     _c14n(element, out, {}, {}, skip)
-    return "".join(out).encode("utf-8")
+    return "".join(out)
 
 
 def _tag(tag, names):
@@ -712,7 +734,7 @@ def _serialise(root) -> bytes:
             namespace = _split(key)[0]
             if namespace is not None:
                 used[namespace] = _prefix(namespace, names)
-    out = ['<?xml version="1.0" encoding="UTF-8"?>\n']
+    out = [_DECLARATION]
     declarations = "".join(' xmlns:%s="%s"' % (used[ns], _xml_attribute(ns))
                            for ns in sorted(used, key=used.get))
     _write(root, out, names, declarations)

@@ -187,7 +187,7 @@ def test_an_unsigned_or_twice_signed_document_does_not_verify():
         verify_with_certificate(request().to_xml(), CERT)
     assert error.value.where == "Signature"
     xml = request().to_xml(SIGNER)
-    signature = xml[xml.index(b"<ds:Signature>"):xml.index(b"</ds:Signature>") + 15]
+    signature = xml[xml.index(b"<ds:Signature"):xml.index(b"</ds:Signature>") + 15]
     doubled = xml.replace(b"</sr:Request>", signature + b"</sr:Request>")
     with pytest.raises(DuisError):
         verify_with_certificate(doubled, CERT)
