@@ -75,7 +75,7 @@ MAX_DEPTH = 24
 ET.register_namespace("sr", NS)
 ET.register_namespace("ds", DS_NS)
 _PREFIXES = {NS: "sr", DS_NS: "ds"}
-_KNOWN_TAGS = {}                 # tag -> (namespace, prefix, qualified name), sr/ds/none only
+_KNOWN_TAGS = {}                 # tag -> (namespace, prefix, name, "<name>", "</name>"); sr/ds/none
 _C14N_TEXTS = {}                 # short text -> its escaped form (bounded memo)
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _MARK = "\x01"                   # where a value goes in a canonical template
@@ -552,36 +552,52 @@ def _canonical_text(element, skip=None):
 
 
 def _tag(tag, names):
-    """(namespace, prefix, qualified name) of an element tag."""
+    """(namespace, prefix, qualified name, "<name>", "</name>") of an element tag."""
     known = _KNOWN_TAGS.get(tag)
     if known is None:
         namespace, local = _split(tag)
         prefix = _prefix(namespace, names)
-        known = (namespace, prefix, prefix + ":" + local if prefix else local)
+        name = prefix + ":" + local if prefix else local
+        known = (namespace, prefix, name, "<" + name + ">", "</" + name + ">")
         if namespace is None or namespace in _PREFIXES:
             _KNOWN_TAGS[tag] = known
     return known
 
 
 def _c14n(element, out, in_scope, names, skip):
-    namespace, prefix, name = _tag(element.tag, names)
-    declare = None
+    namespace, prefix, name, opened, closed = _tag(element.tag, names)
+    if not element.attrib and (namespace is None or in_scope.get(prefix) == namespace):
+        out.append(opened)                      # the usual DUIS element: nothing to add
+    else:
+        in_scope = _c14n_start(element, out, in_scope, names, namespace, prefix, name)
+    text = element.text
+    if text:
+        out.append(_C14N_TEXTS.get(text) or _c14n_text(text))
+    for child in element:
+        if child is not skip:
+            _c14n(child, out, in_scope, names, None)
+        tail = child.tail
+        if tail:
+            out.append(_C14N_TEXTS.get(tail) or _c14n_text(tail))
+    out.append(closed)
+
+
+def _c14n_start(element, out, in_scope, names, namespace, prefix, name):
+    """A start tag with namespace declarations and/or attributes; the scope below it."""
+    declare = {}
     if namespace is not None and in_scope.get(prefix) != namespace:
-        declare = {prefix: namespace}
-    attributes = ()
-    if element.attrib:
-        attributes = []
-        for key, value in element.attrib.items():
-            attr_ns, attr_local = _split(key)
-            if attr_ns is None:
-                attributes.append(("", attr_local, attr_local, value))
-                continue
-            attr_prefix = _prefix(attr_ns, names)
-            if in_scope.get(attr_prefix) != attr_ns:
-                declare = declare or {}
-                declare[attr_prefix] = attr_ns
-            attributes.append((attr_ns, attr_local, attr_prefix + ":" + attr_local, value))
-        attributes.sort()
+        declare[prefix] = namespace
+    attributes = []
+    for key, value in element.attrib.items():
+        attr_ns, attr_local = _split(key)
+        if attr_ns is None:
+            attributes.append(("", attr_local, attr_local, value))
+            continue
+        attr_prefix = _prefix(attr_ns, names)
+        if in_scope.get(attr_prefix) != attr_ns:
+            declare[attr_prefix] = attr_ns
+        attributes.append((attr_ns, attr_local, attr_prefix + ":" + attr_local, value))
+    attributes.sort()
     start = "<" + name
     if declare:
         in_scope = dict(in_scope)
@@ -591,14 +607,7 @@ def _c14n(element, out, in_scope, names, skip):
     for _, _, qualified, value in attributes:
         start += ' %s="%s"' % (qualified, _c14n_attribute(value))
     out.append(start + ">")
-    if element.text:
-        out.append(_c14n_text(element.text))
-    for child in element:
-        if child is not skip:
-            _c14n(child, out, in_scope, names, None)
-        if child.tail:
-            out.append(_c14n_text(child.tail))
-    out.append("</" + name + ">")
+    return in_scope
 
 
 def _c14n_text(text):
@@ -727,7 +736,7 @@ def _serialise(root) -> bytes:
     names = {}
     used = {}
     for element in root.iter():
-        namespace, prefix, _ = _tag(element.tag, names)
+        namespace, prefix = _tag(element.tag, names)[:2]
         if namespace is not None:
             used[namespace] = prefix
         for key in element.attrib:
