@@ -77,6 +77,7 @@ ET.register_namespace("ds", DS_NS)
 _PREFIXES = {NS: "sr", DS_NS: "ds"}
 _KNOWN_TAGS = {}                 # tag -> (namespace, prefix, name, "<name>", "</name>"); sr/ds/none
 _C14N_TEXTS = {}                 # short text -> its escaped form (bounded memo)
+_C14N_STARTS = {}                # (tag, declared, attributes) -> canonical start tag
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _MARK = "\x01"                   # where a value goes in a canonical template
 _XML_TEXTS = {}
@@ -566,10 +567,19 @@ def _tag(tag, names):
 
 def _c14n(element, out, in_scope, names, skip):
     namespace, prefix, name, opened, closed = _tag(element.tag, names)
-    if not element.attrib and (namespace is None or in_scope.get(prefix) == namespace):
+    attrib = element.attrib
+    declared = namespace is None or in_scope.get(prefix) == namespace
+    if not attrib and declared:
         out.append(opened)                      # the usual DUIS element: nothing to add
     else:
-        in_scope = _c14n_start(element, out, in_scope, names, namespace, prefix, name)
+        key = (element.tag, declared, tuple(attrib.items()))
+        start = _C14N_STARTS.get(key)           # SignedInfo's algorithm elements, the root
+        if start is None or not declared:
+            in_scope = _c14n_start(element, out, in_scope, names, namespace, prefix, name)
+            if len(_C14N_STARTS) < 1024 and not any(k[:1] == "{" for k in attrib):
+                _C14N_STARTS[key] = out[-1]
+        else:
+            out.append(start)
     text = element.text
     if text:
         out.append(_C14N_TEXTS.get(text) or _c14n_text(text))
