@@ -217,6 +217,84 @@ _HELPERS = {
                 items = [(2, list(zip(tags, row))) for row in zip(*[it] * len(tags))]
             return items, size
     """,
+    # The same shape built in one pass: the first row gives the shape, every row must
+    # match it member by member (tag, and length for bytes), then one struct packs the
+    # tag/length bytes and the values of every row; struct refuses an out-of-range
+    # value. Anything else: None, and the rows are built one by one (which raises the
+    # error, if there is one).
+    "write_uniform_rows": """
+        axdr_row_writers = {}
+
+        def axdr_uniform_rows_bytes(obj):
+            first = obj[0]
+            if not isinstance(first, (tuple, list)) or len(first) != 2 or first[0] != 2:
+                return None
+            members = first[1]
+            if not isinstance(members, (tuple, list)) or not 0 < len(members) < 0x80:
+                return None
+            shape = [len(members)]
+            for member in members:
+                if not isinstance(member, (tuple, list)) or len(member) != 2:
+                    return None
+                tag, value = member
+                spec = axdr_row_members.get(tag) if type(tag) is int else None
+                if spec is None:
+                    return None
+                shape.append(tag)
+                if spec[0] < 0:
+                    if not isinstance(value, (bytes, bytearray)) or len(value) >= 0x80:
+                        return None
+                    shape.append(len(value))
+            key = (tuple(shape), len(obj))
+            writer = axdr_row_writers.get(key)
+            if writer is None:
+                if len(axdr_row_writers) >= 64:
+                    axdr_row_writers.clear()
+                writer = axdr_row_writers[key] = axdr_row_writer(key[0], len(obj))
+            packer, checks = writer
+            args = []
+            append = args.append
+            for row in obj:
+                if not isinstance(row, (tuple, list)) or len(row) != 2 or row[0] != 2:
+                    return None
+                members = row[1]
+                if not isinstance(members, (tuple, list)) or len(members) != len(checks):
+                    return None
+                for (header, tag, size), member in zip(checks, members):
+                    if not isinstance(member, (tuple, list)) or len(member) != 2 \\
+                            or member[0] != tag:
+                        return None
+                    value = member[1]
+                    if size is not None and (not isinstance(value, (bytes, bytearray))
+                                             or len(value) != size):
+                        return None
+                    append(header)
+                    append(value)
+            try:
+                return packer.pack(*args)
+            except (struct.error, OverflowError, TypeError):
+                return None
+
+        def axdr_row_writer(shape, count):
+            checks, fmt = [], ""
+            header, i = bytes((2, shape[0])), 1
+            while i < len(shape):
+                tag = shape[i]
+                size, code = axdr_row_members[tag]
+                if size < 0:
+                    i += 1
+                    size = shape[i]
+                    header += bytes((tag, size))
+                    code = "%ds" % size
+                else:
+                    header += bytes((tag,))
+                    if code[-1] != "s":
+                        size = None
+                fmt += "%ds%s" % (len(header), code)
+                checks.append((header, tag, size))
+                header, i = b"", i + 1
+            return struct.Struct(">" + fmt * count), tuple(checks)
+    """,
 }
 _DEPENDS = {
     "parse_length": ("read_exact",),
@@ -242,6 +320,7 @@ _write_exact = _namespace["axdr_write_exact"]
 _write_octets = _namespace["axdr_write_octets"]
 _check_tag = _namespace["axdr_check_tag"]
 _uniform_rows = _namespace["axdr_uniform_rows"]
+_uniform_rows_bytes = _namespace["axdr_uniform_rows_bytes"]
 
 
 def _need(code, *names):
@@ -501,6 +580,10 @@ class SequenceOf(Construct):
         if not isinstance(obj, (list, tuple)):
             raise ValidationError("expected a list, got %r" % (obj,), path=path)
         head = _length_bytes(len(obj))
+        rows = _uniform_rows_bytes(obj) if self.uniform_rows and len(obj) > 1 else None
+        if rows is not None:
+            stream_write(stream, head + rows, len(head) + len(rows), path)
+            return obj
         stream_write(stream, head, len(head), path)
         for item in obj:
             self.subcon._build(item, stream, context, path)
@@ -526,7 +609,23 @@ class SequenceOf(Construct):
 
     def _emitbuild(self, code):
         _need(code, "build_items")
-        return "axdr_build_items(obj, io, lambda obj: (%s))" % self.subcon._compilebuild(code)
+        if not self.uniform_rows:
+            return "axdr_build_items(obj, io, lambda obj: (%s))" % self.subcon._compilebuild(code)
+        _need(code, "write_uniform_rows")
+        code.append("axdr_row_members = %r" % (_ROW_MEMBERS,))
+        fname = "axdr_array_build_%d" % code.allocateId()
+        code.append("""
+            def %s(obj, io, this):
+                if not isinstance(obj, (list, tuple)):
+                    raise ValidationError("expected a list, got %%r" %% (obj,))
+                rows = axdr_uniform_rows_bytes(obj) if len(obj) > 1 else None
+                if rows is not None:
+                    io.write(axdr_length_bytes(len(obj)))
+                    io.write(rows)
+                    return obj
+                return axdr_build_items(obj, io, lambda obj: (%s))
+        """ % (fname, self.subcon._compilebuild(code)))
+        return "%s(obj, io, this)" % fname
 
 
 class _Level(LazyBound):
@@ -860,7 +959,7 @@ def from_model(value, _depth=0):
     if tag == ARRAY or tag == STRUCTURE:
         if not isinstance(payload, (list, tuple)):
             raise _ModelError("array/structure payload must be a list")
-        return (tag, [from_model(item, _depth + 1) for item in payload])
+        return (tag, [_model_item(item, _depth + 1) for item in payload])
     if tag == COMPACT_ARRAY:
         if not isinstance(payload, (tuple, list)) or len(payload) != 2:
             raise _ModelError("compact-array payload must be (description, items)")
@@ -871,6 +970,19 @@ def from_model(value, _depth=0):
     if tag == RAW:
         return _raw_object(payload)
     return (tag, _checked_simple(tag, payload))
+
+
+def _model_item(item, depth):
+    """`from_model` of an array or structure member; an integer or a byte string that
+    already has its model type is taken as it is (what `from_model` would return)."""
+    if type(item) is tuple and len(item) == 2 and type(item[0]) is int:
+        tag, payload = item
+        if type(payload) is int:
+            if tag in _INT_TAGS:
+                return item
+        elif type(payload) is bytes and tag in _BYTES_TAGS:
+            return item
+    return from_model(item, depth)
 
 
 def _checked_simple(tag, payload):

@@ -171,6 +171,66 @@ def test_rows_at_the_nesting_limit_are_refused_alike(depth):
     assert outcome[0] == ("ok" if depth + 2 <= fw.MAX_DEPTH else "error"), outcome
 
 
+# ---------------------------------------------------------------- encoding
+
+def _encode_outcome(encoder, error, value):
+    try:
+        return ("ok", encoder(value))
+    except error:
+        return ("error",)
+
+
+def test_the_construct_row_writer_runs_on_a_profile_buffer():
+    module = host.Data.module
+    module.axdr_row_writers.clear()
+    value = _uniform_profile()
+    assert host.encode(value) == fw.encode(value)
+    assert len(module.axdr_row_writers) == 1
+
+
+@pytest.mark.parametrize("row", [
+    (fw.STRUCTURE, [(fw.OCTET_STRING, b"\x00" * 12), (fw.DOUBLE_LONG_UNSIGNED, 2**32)]),
+    (fw.STRUCTURE, [(fw.OCTET_STRING, b"\x00" * 12), (fw.DOUBLE_LONG_UNSIGNED, -1)]),
+    (fw.STRUCTURE, [(fw.OCTET_STRING, b"\x00" * 12), (fw.DOUBLE_LONG_UNSIGNED, True)]),
+    (fw.STRUCTURE, [(fw.OCTET_STRING, b"\x00" * 12), (fw.DOUBLE_LONG_UNSIGNED, 1.0)]),
+    (fw.STRUCTURE, [(fw.OCTET_STRING, "text"), (fw.DOUBLE_LONG_UNSIGNED, 1)]),
+    (fw.STRUCTURE, [(fw.OCTET_STRING, b"\x00" * 12), (6.0, 1)]),
+    (fw.STRUCTURE, [(fw.OCTET_STRING, b"\x00" * 12), (fw.DOUBLE_LONG_UNSIGNED, 1), 7]),
+])
+@pytest.mark.parametrize("at", [0, 1, 47])
+def test_a_bad_row_anywhere_is_refused_by_both_encoders(row, at):
+    value = _uniform_profile()
+    value[1][at] = row
+    assert _encode_outcome(fw.encode, fw.AxdrError, value) == ("error",)
+    assert _encode_outcome(host.encode, host.AxdrCodecError, value) == ("error",)
+
+
+@pytest.mark.parametrize("row", [
+    (fw.STRUCTURE, [(fw.OCTET_STRING, b"\x00" * 11), (fw.DOUBLE_LONG_UNSIGNED, 1)]),
+    (fw.STRUCTURE, [(fw.OCTET_STRING, bytearray(12)), (fw.DOUBLE_LONG_UNSIGNED, 1)]),
+    (fw.STRUCTURE, [(fw.OCTET_STRING, b"\x00" * 12), (fw.DOUBLE_LONG, 1)]),
+    (fw.STRUCTURE, [(fw.NULL_DATA, None), (fw.DOUBLE_LONG_UNSIGNED, 1)]),
+    (fw.STRUCTURE, [(fw.OCTET_STRING, b"\x00" * 200), (fw.DOUBLE_LONG_UNSIGNED, 1)]),
+    (fw.STRUCTURE, [(fw.OCTET_STRING, b"\x00" * 12)]),
+    (fw.UNSIGNED, 3),
+])
+@pytest.mark.parametrize("at", [0, 1, 47])
+def test_a_row_of_another_shape_anywhere_encodes_alike(row, at):
+    value = _uniform_profile()
+    value[1][at] = row
+    encoded = fw.encode(value)
+    assert host.encode(value) == encoded
+    assert host.decode(encoded) == fw.decode_all(encoded)
+
+
+def test_float32_overflow_in_a_row_is_refused_by_both_encoders():
+    value = (fw.ARRAY, [(fw.STRUCTURE, [(fw.FLOAT32, 1.0), (fw.UNSIGNED, 1)])] * 4)
+    assert host.encode(value) == fw.encode(value)
+    value[1][2] = (fw.STRUCTURE, [(fw.FLOAT32, 1e300), (fw.UNSIGNED, 1)])
+    assert _encode_outcome(fw.encode, fw.AxdrError, value) == ("error",)
+    assert _encode_outcome(host.encode, host.AxdrCodecError, value) == ("error",)
+
+
 # ---------------------------------------------------------------- through the APDU
 
 def test_a_profile_get_response_decodes_the_same_through_both_apdu_codecs():
