@@ -106,11 +106,17 @@ class Alert:
 
 
 class HeadEnd:
-    def __init__(self, eui, credentials, dcc, *, dcc_certificate, crypto=None, clock=None,
-                 counter=1000, top_up_counter=0, path_certificates=()):
+    def __init__(self, eui, credentials, dcc, *, dcc_certificate=None, crypto=None,
+                 clock=None, counter=1000, top_up_counter=0, path_certificates=()):
+        """`dcc_certificate` verifies the DCC's DUIS signatures; by default the one an
+        in-process `emulator.dcc.Dcc` signs with."""
         self.eui = bytes(eui)
         self.credentials = credentials
         self.dcc = dcc
+        if dcc_certificate is None:
+            dcc_certificate = getattr(getattr(dcc, "xml_signer", None), "certificate", None)
+        if dcc_certificate is None:
+            raise ValueError("the DCC's DUIS signing certificate is needed (dcc_certificate=)")
         self.dcc_certificate = dcc_certificate
         self.crypto = crypto or HostCrypto()
         self.clock = clock or (lambda: 0)
@@ -199,6 +205,17 @@ class HeadEnd:
                     duis.base64_text(self.path_certificates[0])},
                 "ApplyTimeBasedCPVChecks": False}
         return await self.request("6.23", device, body)
+
+    async def update_han_device_log(self, hub, device, install_code=b"", join_time=90,
+                                    remove=False):
+        """SRV 8.11 to the comms hub: add `device` to the CHF device log with its install
+        code (CCS01), or remove it (CCS02)."""
+        body = {"DeviceID": duis.eui_text(bytes(device)),
+                "RequestType": "Remove" if remove else "Add"}
+        if not remove:
+            body["AddDeviceToCHFWhitelist"] = {"JoinTimePeriod": join_time,
+                                               "InstallCode": bytes(install_code).hex().upper()}
+        return await self.request("8.11", hub, body)
 
     async def request(self, srv_variant, device, body=None, counter=None):
         """Any SRV of `duis.SERVICE_REQUESTS`: non-critical in one step, critical through

@@ -143,6 +143,31 @@ def test_a_response_not_signed_by_the_dcc_is_not_trusted():
     assert result.checks[0][2] is False
 
 
+def test_the_dcc_certificate_defaults_to_the_in_process_dcc_signer():
+    lab = Lab()
+    he = HeadEnd(SUPPLIER_A, ORGS[SUPPLIER_A], lab.dcc)
+    assert he.dcc_certificate is ORGS[ACB]["ds"].certificate
+    with pytest.raises(ValueError):
+        HeadEnd(SUPPLIER_A, ORGS[SUPPLIER_A], lambda xml: xml)
+
+
+def test_han_device_log_request_is_shaped_for_the_hub():
+    lab = Lab()
+    he = head_end(lab)
+    hub = bytes.fromhex("00DB1234567890A2")
+    he.add_device(hub, codes.CHF, public(ESME, "ds"), public(ESME, "ka"))
+    lab.routing.add(hub, codes.CHF, hub, SUPPLIER_A, public(ESME, "ds"), public(ESME, "ka"))
+    result = run(he.update_han_device_log(hub, GSME, bytes(range(16))))
+    # CCS01 is the hub's use case; whether this tree builds it or not, the DCC routed it
+    # past every check to the use case (E11 only for a missing builder)
+    assert result.code in ("I0", "E11", "E21")
+    refused = [e for e in lab.dcc.events if e.kind == "refused"]
+    assert all(e.detail["reason"] == "not_served" and "CCS01" in e.detail["detail"]
+               for e in refused)
+    with pytest.raises(HeadEndError):
+        run(he.update_han_device_log(ESME, GSME, b""))    # 8.11 goes to a hub only
+
+
 def test_refusals_come_back_as_duis_codes():
     lab = Lab()
     he = head_end(lab)
