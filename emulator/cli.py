@@ -365,10 +365,11 @@ CHECK_STYLE = {"verified": "green", "failed": "bold red", "absent": "dim", "sent
 def print_demo(console, lab, steps, keystore_out):
     from rich.table import Table
 
-    console.print("[bold]smets-emu GBCS lab[/]: seed %d, region %s (WAN over TCP on 127.0.0.1), "
-                  "premise ESME %s, GSME %s, hub %s" % (
-                      lab.seed, lab.region, lab.esme_security.own_eui.hex().upper(),
-                      "00DB1234567890A1", lab.hub.eui.hex().upper()))
+    console.print("[bold]smets-emu GBCS lab[/]: seed %d; WAN over TCP on 127.0.0.1 with the %s "
+                  "region's latency x%g and loss %g; premise: ESME %s, GSME %s (asleep), hub %s "
+                  "with GPF" % (lab.seed, lab.region, lab.time_scale, lab.loss,
+                                lab.esme_security.own_eui.hex().upper(),
+                                lab.gsme_security.own_eui.hex().upper(), lab.hub.eui.hex().upper()))
     for number, step in enumerate(steps, 1):
         console.rule("[bold]%d. %s" % (number, escape(step.title)))
         if step.skipped:
