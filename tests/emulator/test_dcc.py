@@ -588,3 +588,16 @@ def test_requests_travel_the_tcp_wan_and_a_silent_device_is_E21():
     assert done.response_code == "I0" and lab.premise.supply_state() == DISCONNECTED
     assert silent.response_code == "E21"
     assert lab.reasons()[-1] == "no_response"
+
+
+def test_users_must_chain_to_the_organisation_ca():
+    lab = Lab()
+    with pytest.raises(Exception):
+        D.Dcc(USERS + [STRANGER_CREDS], lab.routing, {}, acb=lab.dcc.acb,
+              organisation_ca=SMKI.organisation_ca.certificate)
+    dcc = D.Dcc(USERS + [STRANGER_CREDS], lab.routing, {}, acb=lab.dcc.acb)   # no CA given
+    assert STRANGER in dcc.users and dcc.users[SUPPLIER_A].role == codes.ROLE_SUPPLIER
+    assert dcc.users[OTHER_USER].role == codes.ROLE_OTHER
+    assert D.duis_roles(codes.ROLE_OTHER) == ("OU",)
+    assert D.duis_roles(codes.ROLE_SUPPLIER, codes.GSME) == ("GS",)
+    assert D.duis_roles(codes.ROLE_ACB) == ()
