@@ -527,6 +527,9 @@ class Dcc:
                     recipient=message.recipient.hex(), alert_code="%04X" % code)
         if self._dcc_party(message.recipient) is None:
             self._alerts.setdefault(bytes(message.recipient), []).append(alert)
+        elif (message.message_code == codes.FUTURE_DATED_UPDATE_SECURITY_CREDENTIALS_ALERT
+              and self.transcos is not None and message.recipient == self.transcos.eui):
+            self._future_dated_change_of_supplier(record, message)
 
     def _change_of_supplier(self, request, record, answer):
         outcome = _credentials_outcome(answer.payload)
@@ -539,6 +542,22 @@ class Dcc:
             self.routing.complete_change_of_supplier(record.eui)
             self._event("cos", request, device=record.eui.hex(), old=old.hex(),
                         new=record.supplier.hex())
+
+    def _future_dated_change_of_supplier(self, record, alert):
+        """A future-dated 6.23 ran on the device (its signed 0x8F66 alert to the TransCoS,
+        RTDS 6.23 8F66): now the incoming supplier is responsible. 0x8F67 (not actioned)
+        or an outcome with a failed replacement leaves the routing as it was."""
+        try:
+            code, _, outcome = cs02.parse_alert(alert.payload)
+        except Asn1Error:
+            return
+        if (record.incoming_supplier is not None and code == codes.ALERT_FUTURE_DATED_ACTIONED
+                and outcome.outcomes
+                and all(o.status == codes.STATUS_SUCCESS for o in outcome.outcomes)):
+            old = record.supplier
+            self.routing.complete_change_of_supplier(record.eui)
+            self._event("cos", None, device=record.eui.hex(), old=old.hex(),
+                        new=record.supplier.hex(), future_dated=True)
 
     def _quarantine(self, request, user, srv):
         self._quarantine_refs += 1

@@ -7,6 +7,7 @@ also checked for what it must not do: reach the device, or change it.
 """
 
 import asyncio
+import time
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -146,9 +147,11 @@ class CoSStandIn(UseCase):
             cs02.CellId(codes.ROLE_TRANSITIONAL_COS, 0),
             other_changes=[cs02.SeqNumberChange(supplier, params["floor"],
                                                 [(0, params["prepayment_floor"])])])
+        when = params.get("execution_date_time")
         return cs02.encode_command(cs02.UpdateCommand(
             control, [cs02.Replacement(der, cell) for der, cell in cells if der],
-            params["path_certificates"]))
+            params["path_certificates"],
+            None if when is None else time.strftime("%Y%m%d%H%M%SZ", time.gmtime(when))))
 
     def read_response(self, payload, ctx):
         return {"outcome": cs02.parse_response(payload)}
@@ -508,6 +511,32 @@ def test_change_of_supplier_moves_responsibility_and_the_old_supplier_is_refused
     alerts = [e for e in lab.dcc.events if e.kind == "alert"]
     assert alerts[-1].detail["alert_code"] == "8F30" and alerts[-1].detail["recipient"] == ACB.hex()
     assert lab.premise.supply_state() == before
+
+
+def test_future_dated_change_of_supplier_completes_on_the_devices_alert():
+    lab = Lab()
+    lab.routing.register_change_of_supplier(ESME, SUPPLIER_B)
+    body = _cos_body(SUPPLIER_B)
+    body["ExecutionDateTime"] = duis.date_time_text(NOW + 3600)
+    reply = lab.submit(SUPPLIER_B, "6.23", 11, body)
+    assert reply.response_code == "I0"
+    assert cs02.parse_response(parse(reply.gbcs_payload).payload) is None   # accepted only
+    assert lab.routing.get(ESME).supplier == SUPPLIER_A                    # not yet
+    assert lab.dcc.events[-1].kind == "cos-pending"
+    security_ = lab.premise.security
+    recipient, code, payload = security_.execute_pending_credentials()
+    alert = security_.alert(code, payload, recipient,
+                            message_code=codes.FUTURE_DATED_UPDATE_SECURITY_CREDENTIALS_ALERT)
+    assert recipient == TRANSCOS and code == codes.ALERT_FUTURE_DATED_ACTIONED
+    forged = bytearray(alert)
+    forged[-5] ^= 1
+    run(lab.dcc.receive_alert(bytes(forged)))                  # not the device's signature
+    assert lab.routing.get(ESME).supplier == SUPPLIER_A
+    run(lab.dcc.receive_alert(alert))
+    assert lab.routing.get(ESME).supplier == SUPPLIER_B
+    assert lab.dcc.events[-1].kind == "cos" and lab.dcc.events[-1].detail["future_dated"]
+    assert lab.submit(SUPPLIER_A, "7.4", 1000).response_code == "E4"
+    assert lab.dcc.take_alerts(TRANSCOS) == []                # the DCC's own, not queued
 
 
 def test_device_alerts_are_verified_and_queued_for_their_recipient():
