@@ -42,7 +42,8 @@ What happens to one request, in order (each refusal is a DUIS response code, an 
    message code);
 9. after a successful 6.23 the routing table makes the new supplier responsible, so the
    old supplier's next request is refused here (E4); the device refuses it independently
-   (its supplier trust anchor was replaced).
+   (its supplier trust anchor was replaced). A future-dated 6.23 completes when the
+   device's signed 0x8F66 alert to the TransCoS reports every replacement done.
 
 Response codes: the public meanings (I0, I99, E1, E2, E4, E11, E12, E19, E20, E21) are
 used as published; codes for conditions whose DUIS code is not public here are reasoned

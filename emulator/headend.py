@@ -7,6 +7,12 @@
     result = await head_end.disable_supply(eui)        # critical: transform, sign, send
     alerts = await head_end.collect_alerts()
 
+Services: read_registers (4.1.1), read_profile (4.8.1), read_daily_log (4.6.1),
+read_supply_status (7.4), enable/disable/arm_supply (7.1/7.2/7.3), set_clock (6.11),
+commission (8.1.1), reset_meter_balance (1.5), top_up (2.2), change_of_supplier (6.23,
+from the incoming supplier), update_han_device_log (8.11), and `request(srv, device, body)`
+for any SRV in `duis.SERVICE_REQUESTS`.
+
 `credentials` are the supplier's SMKI organisation credentials (TestSmki.organisation():
 "ds", "ka" and "pp-ka" key pairs with certificates); `dcc` is anything with
 `async handle(xml) -> xml` and `take_alerts(eui) -> [xml]` (emulator.dcc.Dcc in process).
