@@ -83,6 +83,7 @@ _MARK = "\x01"                   # where a value goes in a canonical template
 _XML_TEXTS = {}
 
 _CRYPTO = HostCrypto()
+_NOT_XML_CHARACTER = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _EUI_TEXT = re.compile(r"^[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){7}$")
 _COUNTER_MAX = (1 << 64) - 1
 
@@ -174,6 +175,8 @@ def _normalise(value):
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
+        if _NOT_XML_CHARACTER.search(value):
+            raise ValueError("text %r holds a character XML 1.0 cannot carry" % value)
         return value
     if isinstance(value, dict):
         if not value:

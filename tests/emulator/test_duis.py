@@ -314,3 +314,48 @@ def test_srv_table_holds_the_lab_subset():
     assert table["4.1.1"].reference == "4.1" and table["7.2"].reference == "7.2"
     assert table["7.1"].roles == ("IS",) and codes.GSME not in table["7.1"].use_cases
     assert "OU" in table["8.11"].roles and "OU" not in table["7.2"].roles
+
+
+# -- the canonical form against an independent canonicaliser --------------------------------
+
+_ANY_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",),
+                                           whitelist_characters="&<>\"'\t\r\n ",
+                                           max_codepoint=0x2FF)
+                    .filter(lambda c: not duis._NOT_XML_CHARACTER.search(c)), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.dictionaries(_NAME, st.one_of(_ANY_TEXT, st.dictionaries(_NAME, _ANY_TEXT,
+                                                                          min_size=1,
+                                                                          max_size=3)),
+                            max_size=4),
+       pretty=st.booleans())
+def test_canonical_form_agrees_with_the_stdlib_c14n(body, pretty):
+    """W3C C14N 2.0 (xml.etree.ElementTree.canonicalize, another implementation) gives the
+    same bytes as ours for DUIS documents: the document without its signature, and the
+    SignedInfo on its own (where exclusive c14n and C14N 2.0 coincide)."""
+    req = DuisRequest(RID, 1, "4.1", "4.1.1", "ReadInstantaneousImportRegisters", body)
+    xml = req.to_xml(pretty=pretty)
+    root = duis._parse(xml)
+    ours = duis.canonical(root)
+    assert ours == duis.ET.canonicalize(xml.decode("utf-8"), strip_text=False).encode()
+    assert DuisRequest.from_xml(xml) == DuisRequest(RID, 1, "4.1", "4.1.1",
+                                                    "ReadInstantaneousImportRegisters",
+                                                    _stripped(body))
+    signed = duis._parse(req.to_xml(SIGNER, pretty))
+    signed_info = signed.find("{%s}Signature/{%s}SignedInfo" % (duis.DS_NS, duis.DS_NS))
+    reference = duis.ET.canonicalize(duis.ET.tostring(signed_info, encoding="unicode"),
+                                     strip_text=False)
+    assert duis.canonical(signed_info) == reference.encode()
+
+
+def _stripped(body):
+    """What reading back gives: text values without surrounding whitespace."""
+    if isinstance(body, dict):
+        return {k: _stripped(v) for k, v in body.items()} or ""
+    return body.strip()
+
+
+def test_text_xml_cannot_carry_is_refused_when_the_request_is_made():
+    with pytest.raises(ValueError):
+        request(body={"UTRN": "7394\x0b6144"})
