@@ -37,7 +37,9 @@ re-prefixed by another tool still verifies here and a real verifier may disagree
 signer used other prefixes; namespaced attributes and xml:* inheritance are not treated
 specially; one Reference (the whole document) and the one transform only; no certificate
 in KeyInfo, only issuer and serial. The enveloped-signature transform removes the
-Signature element and keeps the text around it. Interoperability with a full XMLDSig
+Signature element and keeps the text around it. tests/emulator/test_duis.py holds the
+canonical form to the standard library's W3C C14N 2.0 on generated documents (where
+exclusive c14n and C14N 2.0 coincide); interoperability with a full XMLDSig
 implementation (DCC Boxed's Java tool, xmlsec) is not tested here.
 
 Parsing is bounded (size, element count, depth; no DOCTYPE/ENTITY at all) and every
