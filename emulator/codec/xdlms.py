@@ -433,14 +433,14 @@ def _family(tag):
     )
 
 
-#: The whole xDLMS APDU (interpreted; used for building)
+#: The whole xDLMS APDU (interpreted)
 XdlmsApdu = Struct(
     "tag" / U8,
     "apdu" / Switch(this.tag, {tag: _family(tag) for tag in _CHOICE_TAGS + _NO_CHOICE},
                     default=Unknown("APDU tag", "tag")),
 )
-#: The same, compiled (used for parsing; the Data adapter and checked fixed blocks are
-#: linked in as instances)
+#: The same, compiled (used for parsing and building; the Data adapter and checked
+#: fixed blocks are linked in as instances)
 XdlmsApduCompiled = XdlmsApdu.compile()
 
 
@@ -515,7 +515,7 @@ def encode_apdu(name, fields):
         raise XdlmsCodecError(None, "unknown APDU variant %r" % name)
     tag, choice, _ = VARIANTS[name]
     try:
-        return XdlmsApdu.build({"tag": tag, "apdu": {"choice": choice,
+        return XdlmsApduCompiled.build({"tag": tag, "apdu": {"choice": choice,
                                                      "body": _container(name, fields)}})
     except (ConstructError, struct.error, KeyError, TypeError, ValueError, OverflowError) as e:
         raise XdlmsCodecError(None, "%s: %s" % (name, _reason(e)))
