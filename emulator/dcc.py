@@ -69,7 +69,8 @@ from firmware.gbcs.asn1 import Asn1Error
 from firmware.gbcs.envelope import (CRA_ALERT, CRA_COMMAND, CRA_RESPONSE, GbcsError,
                                     GbcsMessage, parse)
 
-# refusal -> DUIS response code. Public meanings (DUIS "DCC Systems Response Codes").
+# refusal -> DUIS response code. Public meanings (DUIS "DCC Systems Response Codes"); an
+# XML signature that does not verify is taken as E1: the sender is not shown to be the user.
 PUBLIC_CODES = {
     "unknown_user": "E1", "bad_signature": "E1", "role_not_eligible": "E2",
     "not_responsible": "E4", "not_served": "E11", "wrong_variant": "E12",
