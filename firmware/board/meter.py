@@ -22,6 +22,15 @@ reply to any request that may have changed it leaves the device (nothing acknowl
 is lost across a power cut, principle 6), every `save_period` simulated seconds for the
 registers the load model drives, and on `shutdown`.
 
+Registers never go backwards across a power cut: between two saves the registers move
+only with time (the load model is deterministic: a restored meter at time t shows what
+the meter that never stopped shows at t), and every save but the last one on shutdown
+records a time `ceiling` (now + save_period) that no value shown before the next save
+can be later than (a periodic save comes at the latest save_period after the last).
+A meter restored from a cut resumes no earlier than that ceiling, so its clock may
+step forward by up to save_period, never back; after a clean shutdown it resumes at the
+time it stopped.
+
 Runs unchanged on MicroPython: `firmware/board/stdio_main.py` drives it over a pipe.
 """
 
@@ -73,7 +82,10 @@ class MeterCore:
         self._save_period = save_period
         self._saved_text = None
         self._saved_at = now
+        self._ceiling = now       # no time after this was ever shown
         self.restored = self._restore()
+        # Before anything is shown: a ceiling on disk covers this run's first period.
+        self.save()
         self.server = DlmsServer(self.esme.logical_device, self.clock,
                                  max_pdu_size=_max_pdu_size(profile))
         self._hdlc_address = _hdlc_address(profile)
@@ -107,6 +119,11 @@ class MeterCore:
         out = self._link(conn_id).endpoint.receive(data)
         return out or b""
 
+    def idle(self, conn_id):
+        """The line of `conn_id` was silent for its inter-frame time-out: drop a frame
+        that will not be completed."""
+        self._link(conn_id).endpoint.idle()
+
     def close(self, conn_id):
         link = self._link(conn_id)
         del self._links[conn_id]
@@ -124,25 +141,30 @@ class MeterCore:
         if self._store is not None and meter_now - self._saved_at >= self._save_period:
             self.save()
 
-    def save(self):
-        """Write the state if it differs from the last write; True when written."""
+    def save(self, final=False):
+        """Write the state if it differs from the last write; True when written.
+
+        `final` (shutdown): nothing will be shown after this, so the ceiling is now."""
         if self._store is None:
             return False
         now = self.clock()
+        ceiling = now if final else now + self._save_period
         esme_state = self.esme.save_state()
         text = json.dumps([self._offset, esme_state])   # what a change is judged by
         self._saved_at = now
-        if text == self._saved_text:
-            return False
+        if text == self._saved_text and (ceiling == self._ceiling
+                                         or (ceiling < self._ceiling and not final)):
+            return False     # what is on disk already covers everything shown
         self._store.save({"format": STATE_FORMAT, "now": now, "offset": self._offset,
-                          "esme": esme_state})
+                          "ceiling": ceiling, "esme": esme_state})
         self._saved_text = text
+        self._ceiling = ceiling
         return True
 
     def shutdown(self):
         for conn_id in self.connections():
             self.close(conn_id)
-        self.save()
+        self.save(final=True)
 
     def _link(self, conn_id):
         link = self._links.get(conn_id)
@@ -167,14 +189,17 @@ class MeterCore:
             return False
         if state.get("format") != STATE_FORMAT:
             raise MeterError("state format %r is not %d" % (state.get("format"), STATE_FORMAT))
-        # The meter's clock keeps its offset over the cut, and never runs backwards.
-        meter_now = max(self._board_now + state.get("offset", 0), state["now"])
+        # The meter's clock keeps its offset over the cut, and never runs backwards:
+        # not behind anything it may have shown before the cut (the ceiling).
+        meter_now = max(self._board_now + state.get("offset", 0), state["now"],
+                        state.get("ceiling", state["now"]))
         self.clock.set(meter_now)
         self.esme.restore_state(state["esme"])
         self.esme.advance(self.clock())
         self._offset = self.clock() - self._board_now
         self._saved_text = json.dumps([self._offset, state["esme"]])
         self._saved_at = self.clock()
+        self._ceiling = state.get("ceiling", state["now"])
         return True
 
 
