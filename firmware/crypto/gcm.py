@@ -11,6 +11,9 @@ steps. Field elements are Python integers holding the block big-endian, so bit 1
 the coefficient of x^0 (SP 800-38D 6.3); multiplying by x is a right shift, reduced by
 R = 0xE1 || 0^120.
 
+Plain bytecode (no viper): a 256-byte GMAC with a new key takes about 0.1 ms on the unix
+port, against about 5 ms for the ECDH it follows on a cache miss (benchmarks/board_crypto.py).
+
 Where `cryptolib` is missing (CPython), a small pure-Python AES-128 encryptor
 (`_PyAes`, FIPS 197) stands in so the same code is testable on both runtimes.
 """
