@@ -186,8 +186,8 @@ def rows(quick):
     out = []
     for name in OPERATIONS:
         value = "MicroPython %s, CPython %s" % (_ms(micro.get(name)), _ms(cpython[name]))
-        note = "BoardCrypto (pure Python, cryptolib AES on MicroPython); cryptography %s" % (
-            _ms(host.get(name)))
+        note = ("BoardCrypto: cryptolib AES on MicroPython, the pure-Python AES fallback on "
+                "CPython; cryptography %s" % _ms(host.get(name)))
         if not micro:
             note += "; MicroPython: %s" % mp_note
         out.append((name, value, "", "info" if micro else "n/a", note))

@@ -611,5 +611,22 @@ def main(argv=None):
     return 0
 
 
+# ------------------------------------------------------------------------------ (f) board crypto
+# BoardCrypto (firmware/crypto) under CPython and the micropython unix port, beside
+# cryptography (benchmarks/board_crypto.py, which also runs alone). Full runs only: --quick
+# (the CI smoke test, which expects sections a-e) leaves it out.
+
+def board_crypto_section(quick):
+    if quick:
+        return []
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import board_crypto
+    return [Row("f", "BoardCrypto " + name, value, target, status, note)
+            for name, value, target, status, note in board_crypto.rows(quick)[0]]
+
+
+SECTIONS = SECTIONS + (board_crypto_section,)
+
+
 if __name__ == "__main__":
     sys.exit(main())
