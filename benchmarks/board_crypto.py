@@ -59,7 +59,7 @@ def _best_mean_us(function, repeat, rounds):
     return best
 
 
-def _cases(crypto, private_key, private_scalar, public_xy, peers, verify_key_of):
+def _cases(crypto, private_key, public_xy, peers, verify_key_of):
     """name -> zero-argument callable. `peers` yields a new x||y per call; the signature
     verified is checked once, so a verify that returns False cannot look fast."""
     data = bytes(range(256))
@@ -110,7 +110,7 @@ def measure_board(quick):
         xy, sig = signed[i % 4]
         return BoardCrypto(), xy, sig                      # a new instance: no table cache
 
-    cases = _cases(crypto, key, d, public, peers, verify_key_of)
+    cases = _cases(crypto, key, public, peers, verify_key_of)
     slow_repeat, fast_repeat, rounds = (2, 10, 2) if quick else (10, 50, 3)
     out = {}
     for name in OPERATIONS:
@@ -141,7 +141,7 @@ def measure_host(quick):
         xy, sig = signed[i % 4]
         return crypto, xy, sig          # cryptography has no per-key table to miss
 
-    cases = _cases(crypto, key, 12345, public, peers, verify_key_of)
+    cases = _cases(crypto, key, public, peers, verify_key_of)
     repeat, rounds = (50, 2) if quick else (300, 3)
     return dict((name, _best_mean_us(cases[name], repeat, rounds)) for name in OPERATIONS)
 

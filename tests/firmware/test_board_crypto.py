@@ -128,21 +128,32 @@ def test_ecdh_cavs_vector_and_symmetry():
     assert CRYPTO.ecdh(RFC_D, CDH_PUBLIC) == CRYPTO.ecdh(CDH_D, RFC_PUBLIC)
 
 
+def _small_x_point():
+    """A curve point with x < 2^224, so x + p still fits 32 bytes (p = 3 mod 4: the
+    square root is a power)."""
+    for x in range(1, 100):
+        rhs = (x * x * x - 3 * x + p256.B) % p256.P
+        y = pow(rhs, (p256.P + 1) // 4, p256.P)
+        if y * y % p256.P == rhs:
+            return x, y
+    raise AssertionError("no point with a small x")
+
+
 def test_invalid_points_are_rejected():
     x, y = CDH_PEER[:32], CDH_PEER[32:]
     y_off = bytearray(y)
-    y_off[31] ^= 1                                                  # (x, y+-1): off the curve
+    y_off[31] ^= 1                                                  # (x, y^1): off the curve
     p = p256.P.to_bytes(32, "big")
-    y_plus_p = (int.from_bytes(y, "big") + p256.P)
     bad_points = (x + bytes(y_off), bytes(64), p + y, x + p, CDH_PEER[:63], CDH_PEER + b"\x00",
                   b"\xff" * 64)
     for point in bad_points:
         assert _raises_value_error(CRYPTO.ecdh, CDH_D, point), hexlify(point)
         assert not CRYPTO.ecdsa_verify(point, b"sample", RFC_SIGNATURES[0][1])
-    assert y_plus_p >= 1 << 256 or _raises_value_error(
-        CRYPTO.ecdh, CDH_D, x + y_plus_p.to_bytes(32, "big"))      # y + p is not reduced
-    # a point of the twist-like curve y^2 = x^3 - 3x + 1 (b changed): the invalid-curve
-    # attack's input, rejected before any scalar touches it
+    # a coordinate not reduced mod p names the same residue but is not a valid encoding
+    sx, sy = _small_x_point()
+    assert len(CRYPTO.ecdh(CDH_D, p256.encode_point((sx, sy)))) == 32
+    unreduced = (sx + p256.P).to_bytes(32, "big") + sy.to_bytes(32, "big")
+    assert _raises_value_error(CRYPTO.ecdh, CDH_D, unreduced)
     assert not p256.is_on_curve(3, 5)
 
 
