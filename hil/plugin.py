@@ -128,7 +128,7 @@ class HilSession:
 
     def begin_test(self, item):
         self.ensure_target()
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid).strip("_")
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", short_name(item.nodeid)).strip("_")
         self.device.set_log(FrameLog(self.log_root / self.target.name / ("%s.log" % name)))
         self.device.log.note("%s on %s" % (item.nodeid, self.target.describe()))
         return self.device
@@ -228,8 +228,15 @@ class HilSession:
             steps = [s.to_json() for s in self.steps.get(nodeid, [])]
             if steps and all(s["latency_ms"] is not None for s in steps):
                 duration = sum(s["latency_ms"] for s in steps)
-            record.add(dut, nodeid, outcome, duration, steps, reason)
+            record.add(dut, short_name(nodeid), outcome, duration, steps, reason)
         record.write()
+
+
+def short_name(nodeid):
+    """The node id without its folders: the same scenario has the same name in every
+    campaign run, wherever pytest was started from."""
+    path, sep, rest = nodeid.partition("::")
+    return path.rsplit("/", 1)[-1] + sep + rest
 
 
 def _skip_reason(report):
