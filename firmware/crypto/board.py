@@ -12,6 +12,11 @@ as the 64-byte x||y, as everywhere in the core.
 Two caches, both bounded for a board's heap: the static-static ECDH secret per (own key,
 peer) pair, which GBCS agrees again for every MAC'd message, and the odd-multiples table
 of each DS public key that signatures are verified against (the trust anchors).
+
+Heap, measured on the unix port with the modules as mpy-cross bytecode: about 19 KB to
+load them from a filesystem (nothing when frozen into flash), about 7 KB for G's table,
+one verify table and one cached secret; sign, verify, ECDH and GCM all run within
+`micropython -X heapsize=64K`.
 """
 
 import hashlib
