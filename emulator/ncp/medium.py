@@ -160,6 +160,10 @@ class VirtualMedium:
         return bytes(damaged)
 
     def _deliver(self, now, sender, psdu, key, token, wants_ack) -> None:
+        if wants_ack:                             # the ack window is the receiver's: no CCA
+            b = self.bands[key[0]]
+            self._busy_until[key] = max(self._busy_until.get(key, 0.0),
+                                        now + b.turnaround + b.airtime(5))
         accepted_by = None
         if frames.fcs_ok(psdu):                   # a receiver drops a frame with a bad FCS
             for radio in list(self.radios):

@@ -830,7 +830,8 @@ class VirtualNcp:
             return
         if send.broadcast:
             send.done = True
-            self._message_sent(send, OK)
+            if not send.internal:
+                self._message_sent(send, OK)
             return
         if not acked and send.mac_tries < MAC_MAX_FRAME_RETRIES:
             send.mac_tries += 1
@@ -924,10 +925,7 @@ class VirtualNcp:
         zdo_flags = self.config.get(int(t.EzspConfigId.CONFIG_APPLICATION_ZDO_FLAGS), 0)
         to_host = True
         if profile == 0 and dst_ep == 0 and cluster < 0x8000:
-            try:
-                reply = zdo.answer(self, cluster, payload, unicast=not broadcast)
-            except ValueError:
-                reply = None
+            reply = zdo.answer(self, cluster, payload, unicast=not broadcast)
             if reply is not None:
                 self._zdo_reply(src, reply, counter, loopback)
                 to_host = bool(zdo_flags & 0x01) and not loopback

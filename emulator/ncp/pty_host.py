@@ -36,7 +36,7 @@ class NcpHost:
         self._wake_r, self._wake_w = os.pipe()
         self._thread = None
         self._stop = False
-        self.error = None                 # an exception that stopped the host thread
+        self.errors: list = []            # exceptions raised by an NCP or the medium
 
     def add(self, ncp) -> str:
         """Serve ``ncp`` on a new pty; return the slave path for bellows."""
@@ -95,17 +95,17 @@ class NcpHost:
         return min(IDLE_WAIT, max(0.0, min(due) - now))
 
     def _run(self) -> None:
-        try:
-            while not self._stop:
-                with self.lock:
-                    fds = list(self._ports)
-                    timeout = self._timeout(self.clock())
-                readable, _w, _x = select.select(fds + [self._wake_r], [], [], timeout)
-                with self.lock:
+        while not self._stop:
+            with self.lock:
+                fds = list(self._ports)
+                timeout = self._timeout(self.clock())
+            readable, _w, _x = select.select(fds + [self._wake_r], [], [], timeout)
+            with self.lock:
+                try:
                     self._step(readable)
-        except Exception as exc:          # surface to the tests, never hang them
-            self.error = exc
-            log.exception("NCP host stopped")
+                except Exception as exc:  # a bug in a core: keep serving, let tests see it
+                    self.errors.append(exc)
+                    log.exception("virtual NCP failed")
 
     def _step(self, readable) -> None:
         if self._wake_r in readable:

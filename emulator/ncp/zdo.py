@@ -38,8 +38,14 @@ def parse(cluster: int, payload: bytes):
 
 
 def build(command, tsn: int, *values) -> bytes:
+    """A ZDO frame; None for an optional field left out (a response that failed)."""
     _names, types = zdo.CLUSTERS[command]
-    return bytes((tsn,)) + b"".join(type_(v).serialize() for type_, v in zip(types, values))
+    out = bytearray((tsn,))
+    for type_, value in zip(types, values):
+        if value is None:
+            continue
+        out += value.serialize() if isinstance(value, zt.Struct) else type_(value).serialize()
+    return bytes(out)
 
 
 def node_descriptor(coordinator: bool, manufacturer_code: int) -> zdo.NodeDescriptor:
@@ -57,7 +63,10 @@ def answer(ncp, cluster: int, payload: bytes, unicast: bool):
     """The response (cluster, bytes) the stack sends for a ZDO request, or None."""
     if cluster not in ANSWERED:
         return None
-    tsn, v = parse(cluster, payload)
+    try:
+        tsn, v = parse(cluster, payload)
+    except (ValueError, KeyError):
+        return None                           # malformed request: the stack drops it
     me = ncp.network.node_id
     if cluster == zdo.ZDOCmd.Node_Desc_req:
         return 0x8002, build(zdo.ZDOCmd.Node_Desc_rsp, tsn, SUCCESS, me,
@@ -70,7 +79,7 @@ def answer(ncp, cluster: int, payload: bytes, unicast: bool):
         if ep not in ncp.endpoints:
             return 0x8004, build(zdo.ZDOCmd.Simple_Desc_rsp, tsn, NOT_ACTIVE, me, None)
         profile, device, inputs, outputs = ncp.endpoints[ep]
-        desc = zdo.SimpleDescriptor(endpoint=ep, profile=profile, device_type=device,
+        desc = zdo.SizePrefixedSimpleDescriptor(endpoint=ep, profile=profile, device_type=device,
                                     device_version=0, input_clusters=inputs,
                                     output_clusters=outputs)
         return 0x8004, build(zdo.ZDOCmd.Simple_Desc_rsp, tsn, SUCCESS, me, desc)
