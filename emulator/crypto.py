@@ -44,13 +44,14 @@ class HostCrypto:
     def __init__(self):
         # The static-static ECDH secret between two parties never changes: cache it
         # (the dominant cost of a MAC'd message otherwise).
+        # Keyed by the private scalar, not id(): a freed key object's id is reused.
         self._shared_secrets: dict[tuple[int, bytes], bytes] = {}
 
     def sha256(self, data: bytes) -> bytes:
         return hashlib.sha256(data).digest()
 
     def ecdh(self, private_key: ec.EllipticCurvePrivateKey, peer_xy: bytes) -> bytes:
-        cache_key = (id(private_key), bytes(peer_xy))
+        cache_key = (private_key.private_numbers().private_value, bytes(peer_xy))
         secret = self._shared_secrets.get(cache_key)
         if secret is None:
             secret = private_key.exchange(ec.ECDH(), _public_key(bytes(peer_xy)))
