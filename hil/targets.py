@@ -113,6 +113,7 @@ class Target:
             self.capabilities.add("power_cycle")
         self.link = LINK_DRIVERS[self.framing](port, self.profile)
         self.dlms = DlmsDriver(self.link, self.profile)
+        self.link.open_stream()       # a port that is not there fails here, not mid-test
         return self
 
     def _start_inprocess(self):
@@ -286,7 +287,8 @@ class Dut:
         self.dlms.release()
 
     def _associated(self):
-        if self.dlms.client is None or not self.dlms.client.conformance:
+        if (self.dlms.client is None or not self.dlms.client.conformance
+                or self.target.link.connection is None):
             self.dlms.associate("public")
 
     def get(self, obis, attribute, class_id=None, selector=None, parameters=None):
@@ -384,6 +386,7 @@ class Dut:
         if power is None or "power_cycle" not in self.target.capabilities:
             raise TargetError("%s has no power switch" % self.name)
         self.target.link.close()
+        self.target.dlms.client = None       # the association died with the power
         power.cycle()
 
 
