@@ -450,7 +450,7 @@ class KeyEstablishment(zse.KeyEstablishment):
         ephemeral_data_request: Final = ZCLCommandDef(
             id=0x01, schema={"ephemeral_data": t.Bytes})
         confirm_key_data_request: Final = ZCLCommandDef(
-            id=0x02, schema={"secure_message_authentication_code": t.FixedList[16, t.uint8_t]})
+            id=0x02, schema={"secure_message_authentication_code": t.FixedList[t.uint8_t, 16]})
         terminate_key_establishment: Final = ZCLCommandDef(
             id=0x03, schema={"status_code": t.enum8, "wait_time": t.uint8_t,
                              "key_establishment_suite": KeyEstablishmentSuite})
@@ -465,7 +465,7 @@ class KeyEstablishment(zse.KeyEstablishment):
         ephemeral_data_response: Final = ZCLCommandDef(
             id=0x01, schema={"ephemeral_data": t.Bytes})
         confirm_key_data_response: Final = ZCLCommandDef(
-            id=0x02, schema={"secure_message_authentication_code": t.FixedList[16, t.uint8_t]})
+            id=0x02, schema={"secure_message_authentication_code": t.FixedList[t.uint8_t, 16]})
         terminate_key_establishment: Final = ZCLCommandDef(
             id=0x03, schema={"status_code": t.enum8, "wait_time": t.uint8_t,
                              "key_establishment_suite": KeyEstablishmentSuite})
