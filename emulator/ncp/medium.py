@@ -60,14 +60,17 @@ def default_bands():
 
 
 class FrameRecord:
-    __slots__ = ("time", "band", "page", "channel", "psdu", "fate", "sender")
+    """One frame on the air: ``psdu`` as sent, ``received`` as the receivers got it."""
 
-    def __init__(self, time, band, page, channel, psdu, fate, sender):
+    __slots__ = ("time", "band", "page", "channel", "psdu", "received", "fate", "sender")
+
+    def __init__(self, time, band, page, channel, psdu, fate, sender, received=None):
         self.time = time
         self.band = band
         self.page = page
         self.channel = channel
         self.psdu = psdu
+        self.received = psdu if received is None else received
         self.fate = fate
         self.sender = sender
 
@@ -77,8 +80,9 @@ class FrameRecord:
 
 
 class VirtualMedium:
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, sink=None):
         self.rng = random.Random(seed)
+        self.sink = sink                 # e.g. a PcapWriter: sink.frame(record) per frame
         self.bands = default_bands()
         self.radios: list = []
         self.records: list[FrameRecord] = []
@@ -143,7 +147,7 @@ class VirtualMedium:
         if corrupt:
             received = self._corrupt(psdu)
         fate = LOST if lost else CORRUPTED if corrupt else DELIVERED
-        self.records.append(FrameRecord(start, band, page, channel, received, fate, sender))
+        self._record(FrameRecord(start, band, page, channel, psdu, fate, sender, received))
         arrival = start + air + b.delay
         wants_ack = len(psdu) > 3 and bool(psdu[0] & 0x20)
         ack_wait = arrival + b.turnaround + b.airtime(5)
@@ -152,6 +156,11 @@ class VirtualMedium:
         else:
             self._at(arrival, self._deliver, sender, received, key, token, wants_ack)
         return ack_wait if wants_ack else start + air
+
+    def _record(self, record) -> None:
+        self.records.append(record)
+        if self.sink is not None:
+            self.sink.frame(record)
 
     def _corrupt(self, psdu: bytes) -> bytes:
         damaged = bytearray(psdu)
@@ -185,8 +194,8 @@ class VirtualMedium:
         start = now + b.turnaround
         ack = frames.mac_ack(seq)
         lost = self.rng.random() < b.loss
-        self.records.append(FrameRecord(start, key[0], key[1], key[2], ack,
-                                        LOST if lost else DELIVERED, receiver))
+        self._record(FrameRecord(start, key[0], key[1], key[2], ack,
+                                 LOST if lost else DELIVERED, receiver))
         self._at(start + b.airtime(len(ack)) + b.delay, self._tx_done, sender, token, not lost)
 
     def _tx_done(self, now, sender, token, acked) -> None:
