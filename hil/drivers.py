@@ -409,6 +409,7 @@ class GbcsDriver:
         self.lab = lab_module.Lab(seed=seed, wan="direct")
         self.loop.run_until_complete(self.lab.start())
         self.log = log
+        self.last_utrn = None
         self.targets = {"ESME": lab_module.ESME_EUI, "GSME": lab_module.GSME_EUI,
                         "HUB": lab_module.HUB_EUI}
 
@@ -431,6 +432,21 @@ class GbcsDriver:
         outcome = self.loop.run_until_complete(
             self.lab.request(supplier, srv, self.target(target), body))
         self._log_hops(self.lab.hops[first:])
+        return outcome
+
+    def top_up(self, pence, target="ESME", supplier="A", replay=False):
+        """SRV 2.2 with a UTRN the head-end mints for `pence` (CS01a through the Token
+        Gateway); `replay` sends the last UTRN again instead (a duplicate)."""
+        device = self.target(target)
+        if replay:
+            if self.last_utrn is None:
+                raise DriverError("no UTRN to replay: top up first")
+            return self.service_request("2.2", target, {"UTRN": self.last_utrn}, supplier)
+        first = len(self.lab.hops)
+        outcome = self.loop.run_until_complete(self.lab.run(
+            supplier, lambda head_end: head_end.top_up(device, pence), "top up", "2.2", device))
+        self._log_hops(self.lab.hops[first:])
+        self.last_utrn = outcome.fields.get("utrn")
         return outcome
 
     def alerts(self, supplier="A"):

@@ -170,6 +170,10 @@ class HilSession:
                                                     ", ".join(missing),
                                                     ", ".join(sorted(capabilities))))
 
+    def pytest_collectreport(self, report):
+        if report.skipped:             # a module skipped whole: never a capability skip
+            self.unexpected_skips.append((report.nodeid, _skip_reason(report)))
+
     def pytest_runtest_logreport(self, report):
         if report.skipped and not hasattr(report, "wasxfail"):
             reason = _skip_reason(report)

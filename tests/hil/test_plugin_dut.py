@@ -98,6 +98,22 @@ def test_an_unexpected_skip_fails_the_run(pytester):
     assert relaxed.ret == 0
 
 
+def test_a_module_skipped_whole_fails_the_run_too(pytester):
+    pytester.makepyfile(test_module_skip="""
+        import pytest
+        pytest.skip("this rig has no meters today", allow_module_level=True)
+
+        def test_never(dut):
+            pass
+        """, test_fine="""
+        def test_fine(dut):
+            assert dut.get("0.0.1.0.0.255", 2)[0] == 9
+        """)
+    result = pytester.runpytest_inprocess("--dut", INPROCESS, "-p", "no:cacheprovider")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*unexpected skips*", "*test_module_skip.py*no meters today*"])
+
+
 def test_without_dut_the_plugin_leaves_ordinary_tests_alone(pytester):
     pytester.makepyfile(test_plain="""
         import pytest
