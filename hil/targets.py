@@ -142,8 +142,12 @@ class Target:
     def _start_micropython(self):
         if shutil.which(self.micropython) is None:
             raise TargetError("the MicroPython binary %r is not on PATH" % self.micropython)
-        self._served = ServedPty(self.profile, seed=self.seed, binary=self.micropython)
+        self._state_dir = tempfile.mkdtemp(prefix="smets-hil-mp-")
+        self._served = ServedPty(self.profile, seed=self.seed, binary=self.micropython,
+                                 state_dir=self._state_dir)
         path = self._served.start()
+        self.power = PowerSwitch(self._served.power_cycle,
+                                 "SIGKILL and restart of the micropython core")
         self.capabilities.update({"emulated", "micropython"})
         return SerialPort(path)
 
@@ -180,14 +184,16 @@ class ServedPty:
     """The core in the `micropython` binary, served with HDLC on a pty by the emulator's
     own transport (emulator/transport/pty.py), on an event loop in a thread."""
 
-    def __init__(self, profile, seed=0, binary="micropython", startup_timeout=60.0):
+    def __init__(self, profile, seed=0, binary="micropython", startup_timeout=60.0,
+                 state_dir=None):
         self.profile = profile
         self.seed = seed
+        self.state_dir = state_dir
         self.binary = binary
         self.startup_timeout = startup_timeout
         self.loop = None
         self._thread = None
-        self._runtime = self._server = self._clock_task = None
+        self._runtime = self._server = self._clock_task = self._device = None
 
     def start(self):
         self.loop = asyncio.new_event_loop()
@@ -203,19 +209,39 @@ class ServedPty:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     async def _start(self):
-        from emulator.runtime import MicroPythonRuntime
         from emulator.transport.device import ServedDevice
         from emulator.transport.pty import PtyServer
         start = self.profile["clock"]["start"]
-        self._runtime = MicroPythonRuntime(self.profile, start, seed=self.seed,
-                                           binary=self.binary,
-                                           startup_timeout=self.startup_timeout)
+        self._runtime = self._new_runtime(start)
         await self._runtime.start()
         now = await self._runtime.advance(start + HISTORY)
-        device = ServedDevice(self._runtime, SimulatedTime(now, 1))
-        self._server = await PtyServer(device).start()
-        self._clock_task = asyncio.ensure_future(device.run_clock(1.0))
+        self._device = ServedDevice(self._runtime, SimulatedTime(now, 1))
+        self._server = await PtyServer(self._device).start()
+        self._clock_task = asyncio.ensure_future(self._device.run_clock(1.0))
         return self._server.path
+
+    def _new_runtime(self, now):
+        from emulator.runtime import MicroPythonRuntime
+        return MicroPythonRuntime(self.profile, now, seed=self.seed, binary=self.binary,
+                                  startup_timeout=self.startup_timeout,
+                                  state_dir=self.state_dir)
+
+    def power_cycle(self):
+        """SIGKILL the core (no final save: a power cut), start a new one on the saved
+        state, and hand it the pty's connection; the pty itself stays."""
+        self._call(self._power_cycle(), self.startup_timeout + 30)
+
+    async def _power_cycle(self):
+        import os
+        import signal
+        old = self._runtime
+        if old.pid is not None:
+            os.kill(old.pid, signal.SIGKILL)
+        await old.stop()                       # finds it dead, reaps it, cleans up
+        self._runtime = self._new_runtime(self._device.time_source())
+        await self._runtime.start()
+        self._device.runtime = self._runtime
+        await self._runtime.open(self._server._conn_id, self._server.framing)
 
     async def _stop(self):
         if self._clock_task is not None:

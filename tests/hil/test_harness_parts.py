@@ -162,3 +162,15 @@ def test_the_campaign_record_merges_runs_by_dut(tmp_path):
     data = json.loads((tmp_path / "campaign.json").read_text())
     assert list(data["duts"]["a"]["tests"]) == ["s.toml::s"]
     assert "over its budget" not in (tmp_path / "summary.html").read_text()
+
+
+def test_a_command_power_switch_runs_its_command_and_reports_failure(tmp_path):
+    from hil.resources import ResourceError, command_power_switch
+    marker = tmp_path / "cycled"
+    switch = command_power_switch("touch %s" % marker)
+    switch.cycle()
+    assert marker.exists() and switch.cycles == 1
+    broken = command_power_switch("echo relay not found >&2; exit 3")
+    with pytest.raises(ResourceError, match="failed \\(3\\): relay not found"):
+        broken.cycle()
+    assert broken.cycles == 0
