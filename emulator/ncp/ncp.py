@@ -53,6 +53,7 @@ NOT_FOUND = Status("NOT_FOUND")
 INVALID_CHANNEL = Status("INVALID_CHANNEL")
 NOT_SUPPORTED = Status("NOT_SUPPORTED")
 JOIN_FAILED = Status("JOIN_FAILED")
+MESSAGE_TOO_LONG = Status("MESSAGE_TOO_LONG")
 
 _STATUS = {
     #               EmberStatus                    sl_Status                        EzspStatus
@@ -76,7 +77,12 @@ _STATUS = {
                     t.EzspStatus.ERROR_INVALID_CALL),
     JOIN_FAILED: (t.EmberStatus.JOIN_FAILED, t.sl_Status.NOT_JOINED,
                   t.EzspStatus.ERROR_INVALID_CALL),
+    MESSAGE_TOO_LONG: (t.EmberStatus.MESSAGE_TOO_LONG, t.sl_Status.MESSAGE_TOO_LONG,
+                       t.EzspStatus.ERROR_INVALID_VALUE),
 }
+
+# aMaxPHYPacketSize 127 - MAC header 9 - FCS 2 - NWK header 8 - APS header 8
+MAX_APS_PAYLOAD = 127 - 9 - 2 - 8 - 8
 
 
 def _status_for(type_, status: Status):
@@ -748,6 +754,8 @@ class VirtualNcp:
         elif mtype != t.EmberOutgoingMessageType.OUTGOING_DIRECT:
             return {"status": BAD_ARGUMENT, "sequence": 0}
         message = bytes(a["message"])
+        if len(message) > MAX_APS_PAYLOAD:
+            return {"status": MESSAGE_TOO_LONG, "sequence": 0}
         counter = self._next("_aps_seq")
         aps_frame = _with_sequence(a["aps_frame"], counter)
         send = _Send(dst, aps_frame, message, a["message_tag"], mtype, broadcast=False)
@@ -763,6 +771,8 @@ class VirtualNcp:
         dst = int(a["destination"])
         if dst < 0xFFF8:
             return {"status": BAD_ARGUMENT, "sequence": 0}
+        if len(a["message"]) > MAX_APS_PAYLOAD:
+            return {"status": MESSAGE_TOO_LONG, "sequence": 0}
         counter = self._next("_aps_seq")
         aps_frame = _with_sequence(a["aps_frame"], counter)
         send = _Send(dst, aps_frame, bytes(a["message"]), a["message_tag"],
