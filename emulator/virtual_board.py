@@ -175,6 +175,8 @@ class VirtualBoard:
 
     def _boot(self):
         slave = self.repl.board_fd
+        # A REPL killed in raw mode leaves ISIG off: power-on resets the line settings.
+        _raw(slave, isig=True)
 
         def controlling_terminal():      # runs in the child, after setsid
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)

@@ -169,8 +169,12 @@ class StreamPort:
 
     def write(self, data):
         self._w.write(data)
-        if hasattr(self._w, "flush"):
-            self._w.flush()
+        flush = getattr(self._w, "flush", None)
+        if flush is not None:
+            try:
+                flush()
+            except OSError:
+                pass      # MicroPython's unix FileIO flush is fsync: EINVAL on a tty
 
 
 # -- PING ----------------------------------------------------------------------------------
