@@ -127,7 +127,7 @@ class VirtualNcp:
 
     def __init__(self, eui64, medium=None, band_support=("2.4",), ezsp_version: int = 13,
                  seed: int = 0, ash_timeout: float = 1.6):
-        self.eui64 = t.EUI64(eui64) if not isinstance(eui64, t.EUI64) else eui64
+        self.eui64 = as_eui64(eui64)
         for band in band_support:
             if band not in BAND_PAGES:
                 raise ValueError(f"unknown band {band!r} (2.4 or 868)")
@@ -1172,6 +1172,17 @@ class VirtualNcp:
         payload = zdo.device_annce(self._next("_zdo_seq"), self.network.node_id, self.eui64)
         self._send_aps(_Send(0xFFFD, frame, payload, 0, None, broadcast=True, internal=True))
 
+
+
+def as_eui64(value) -> t.EUI64:
+    """An EUI-64 as written ("00:12:4b:..." or bytes most significant first) or t.EUI64."""
+    if isinstance(value, t.EUI64):
+        return value
+    if isinstance(value, str):
+        return t.EUI64.convert(value)
+    if len(value) != 8:
+        raise ValueError("an EUI-64 is 8 bytes")
+    return t.EUI64(bytes(value)[::-1])          # EUI64 keeps the over-the-air order (LE)
 
 
 _CONFIG_DEFAULTS = {
