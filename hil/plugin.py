@@ -166,9 +166,12 @@ class HilSession:
         missing = [c for c in required if c not in capabilities]
         if missing:
             self.capability_skips.add(item.nodeid)
-            pytest.skip("%s %s: %s (it has: %s)" % (CAPABILITY_SKIP, self.spec,
-                                                    ", ".join(missing),
-                                                    ", ".join(sorted(capabilities))))
+            reason = "%s %s: %s (it has: %s)" % (CAPABILITY_SKIP, self.spec, ", ".join(missing),
+                                                 ", ".join(sorted(capabilities)))
+            try:      # reported at the test's own location, as skip markers are
+                raise pytest.skip.Exception(reason, _use_item_location=True)
+            except TypeError:
+                pytest.skip(reason)
 
     def pytest_collectreport(self, report):
         if report.skipped:             # a module skipped whole: never a capability skip
@@ -299,4 +302,4 @@ class ScenarioItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
-        return self.path, None, "scenario: %s" % self.scenario.name
+        return self.path, 0, "scenario: %s" % self.scenario.name

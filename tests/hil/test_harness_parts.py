@@ -174,3 +174,49 @@ def test_a_command_power_switch_runs_its_command_and_reports_failure(tmp_path):
     with pytest.raises(ResourceError, match="failed \\(3\\): relay not found"):
         broken.cycle()
     assert broken.cycles == 0
+
+
+class _Alert:
+    def __init__(self, code):
+        self.alert_code = code
+
+
+class _Response:
+    def __init__(self, code, fields, ok=True):
+        self.response_code = code
+        self.fields = fields
+        self.ok = ok
+        self.checks = []
+
+
+def _checked(tmp_path, expect, **outcome_fields):
+    from hil.scenario import Outcome, ScenarioRun
+    lines = ["[[step]]", "listen = true"]
+    lines += ["expect.%s = %s" % (key, value) for key, value in expect.items()]
+    scenario = _scenario(tmp_path, "\n".join(lines) + "\n")
+    outcome = Outcome()
+    for key, value in outcome_fields.items():
+        setattr(outcome, key, value)
+    run = ScenarioRun(scenario, dut=None)
+    run.variables["w"] = 1000
+    return run.check(scenario.steps[0], outcome)
+
+
+def test_expectations_on_alerts_silence_bytes_and_fields(tmp_path):
+    assert _checked(tmp_path, {"alert": "0x8F51"}, alerts=[_Alert(0x8F51)]) == []
+    assert _checked(tmp_path, {"alert": "0x8F51"}, alerts=[_Alert(0x8F63)]) == [
+        "no alert 0x8F51 (alerts: ['0x8F63'])"]
+    assert _checked(tmp_path, {"silence": "true"}, received=b"") == []
+    assert _checked(tmp_path, {"silence": "true"}, received=b"\x7e") == [
+        "expected silence, received 7e"]
+    assert _checked(tmp_path, {"bytes": "'^7ea0.*73'"}, received=bytes.fromhex("7ea00a73")) == []
+    assert _checked(tmp_path, {"bytes": "'^7ea0'"}, received=b"") == [
+        "received nothing, expected bytes matching '^7ea0'"]
+    response = _Response("I0", {"import_wh": 1500, "supply_state": 1})
+    assert _checked(tmp_path, {"fields": "{ import_wh = { range = ['$w', '$w + 1000'] } }",
+                               "response_code": "'I0'", "ok": "true"},
+                    response=response, result="I0") == []
+    problems = _checked(tmp_path, {"fields": "{ supply_state = 0, credit = 5 }"},
+                        response=response)
+    assert problems == ["field supply_state = 1, expected 0",
+                        "no field credit (has ['import_wh', 'supply_state'])"]
