@@ -197,3 +197,73 @@ def test_two_ncps_join_and_exchange_aps_frames(host, version):
             await app.shutdown()
 
     run(scenario())
+
+
+# --- the EZSP layer in simulated time (bellows' framing, no pty) -------------------------
+from emulator.ncp.sim import Simulation  # noqa: E402
+
+
+def sim_host(version=13):
+    sim = Simulation(VirtualMedium(seed=1))
+    return sim, sim.host(VirtualNcp(HUB_EUI, sim.medium, ezsp_version=version))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_version_handshake_uses_the_legacy_header_first(version):
+    sim, h = sim_host(version)
+    h.start()
+    legacy, current = h.replies[-2:]
+    assert legacy[0] == current[0] == "version"
+    assert legacy[1]["protocol_version"] == current[1]["protocol_version"] == version
+
+
+def test_commands_before_version_are_refused():
+    sim, h = sim_host()
+    h.write(b"\x1a" + b"\xc0\x38\xbc\x7e")           # RST
+    sim.step()
+    h.send_ezsp(h.encode("networkState"))
+    sim.run_for(0.1)
+    name, values = h.replies[-1]
+    assert name == "invalidCommand" and values["status"] == t.EzspStatus.ERROR_VERSION_NOT_SET
+
+
+def test_unknown_and_malformed_commands_get_invalid_command():
+    sim, h = sim_host()
+    h.start()
+    h.send_ezsp(bytes([0x40, 0x00, 0x01, 0xEE, 0x0E]))      # no command 0x0EEE in v13
+    sim.run_for(0.1)
+    assert h.replies[-1] == ("invalidCommand",
+                             {"status": t.EzspStatus.ERROR_INVALID_FRAME_ID})
+    h.send_ezsp(h.encode("setConfigurationValue", config_id=t.EzspConfigId(5), value=8)[:-1])
+    sim.run_for(0.1)
+    assert h.replies[-1][0] == "invalidCommand"
+    assert h.replies[-1][1]["status"] == t.EzspStatus.ERROR_TRUNCATED
+
+
+def test_unacknowledged_reply_is_retransmitted_and_delivered_once():
+    sim, h = sim_host()
+    h.start()
+    h.drop_next_acks = 1                             # the host misses the NCP's DATA frame
+    before = len(h.replies)
+    h.send_ezsp(h.encode("getEui64"))
+    sim.run_for(5.0)
+    data = [f for f in h.ash_frames if type(f).__name__ == "DataFrame"]
+    assert data[-1].re_tx and data[-1].frm_num == data[-2].frm_num
+    assert len(h.replies) == before + 1
+    assert h.replies[-1] == ("getEui64", {"eui64": zt.EUI64.convert(HUB_EUI)})
+
+
+def test_sub_ghz_refused_by_a_2_4_only_ncp_through_bellows(host):
+    ncp = VirtualNcp(HUB_EUI, host.medium, band_support=("2.4",), ezsp_version=13, seed=1)
+    path = host.add(ncp)
+
+    async def scenario():
+        app = await start_hub(path)
+        try:
+            (status,) = await app._ezsp.multiPhyStart(phyIndex=1, page=28, channel=5,
+                                                      power=8, bitmask=0)
+            assert status == t.EmberStatus.INVALID_CALL
+        finally:
+            await app.shutdown()
+
+    run(scenario())
