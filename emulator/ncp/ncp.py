@@ -23,7 +23,7 @@ import bellows.types as t
 
 from emulator.ncp import frames, zdo
 from emulator.ncp.ash import AshNcp
-from emulator.ncp.ezsp import CommandTable, EzspError
+from emulator.ncp.ezsp import CommandTable, EzspError, canonical
 
 STACK_TYPE = 2                      # EmberZNet "mesh" stack
 STACK_VERSION = {                   # stackVersion nibbles per EZSP version (UG100)
@@ -101,7 +101,6 @@ class _Codec(CommandTable):
         schema = self.commands[name][2]
         items = schema.items() if isinstance(schema, dict) else (
             (f.name, f.type) for f in schema.fields)
-        from emulator.ncp.ezsp import canonical
         resolved = dict(values)
         for key, type_ in items:
             value = resolved.get(canonical(key))
@@ -418,9 +417,10 @@ class VirtualNcp:
         if self.up or self.network is not None and self.network.node_type is None:
             return {"status": INVALID_CALL}
         params = a["parameters"]
-        page = 0
-        if not 11 <= params.radioChannel <= 26:
-            return {"status": INVALID_CHANNEL}
+        problem = self._check_channel(params)
+        if problem is not None:
+            return {"status": problem}
+        page = self._primary(params)[1]
         state = self.security_state
         key = state.networkKey if state is not None else t.KeyData(os.urandom(16))
         self.network = Network(t.EmberNodeType.COORDINATOR, 0x0000, params, key,
@@ -446,10 +446,9 @@ class VirtualNcp:
     def cmd_getRadioParameters(self, a):
         phy = int(a["phy_index"])
         if phy == 0 and self.network is not None:
-            p = self.network.params
+            _band, page, channel = self._primary()
             return {"status": OK, "parameters": t.EmberMultiPhyRadioParameters(
-                radioTxPower=self.radio_power, radioPage=self.network.page,
-                radioChannel=p.radioChannel)}
+                radioTxPower=self.radio_power, radioPage=page, radioChannel=channel)}
         if phy in self.phys:
             page, channel, power = self.phys[phy]
             return {"status": OK, "parameters": t.EmberMultiPhyRadioParameters(
@@ -689,6 +688,14 @@ class VirtualNcp:
             return {"status": BAD_ARGUMENT}
         entry = a["value"]
         self.multicast_table[index] = (int(entry.multicastId), int(entry.endpoint))
+        return {"status": OK}
+
+    def cmd_removeDevice(self, a):
+        node = int(a["dest_short"])
+        if node not in self.children:
+            return {"status": NOT_FOUND}
+        del self.children[node]
+        self.neighbours.pop(node, None)
         return {"status": OK}
 
     def cmd_setChildData(self, a):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import termios
 import threading
 import time
 import tty
@@ -118,7 +119,13 @@ class NcpHost:
                 data = os.read(master, READ_SIZE)
             except (BlockingIOError, OSError):
                 continue
-            self._ports[master][0].receive(data, now)
+            ncp, slave, _path = self._ports[master]
+            resets = ncp.ash.resets
+            ncp.receive(data, now)
+            if ncp.ash.resets != resets:
+                # What the NCP wrote before this RST and nobody read is stale: a UART
+                # would have lost it, a pty keeps it for the next reader.
+                termios.tcflush(slave, termios.TCIFLUSH)
         if self.medium is not None:
             self.medium.poll(now)
         for master, (ncp, _slave, _path) in self._ports.items():
@@ -129,12 +136,16 @@ class NcpHost:
 
     @staticmethod
     def _write(master: int, data: bytes) -> None:
+        """Write what the pty takes; with no reader draining it, the rest is lost, as
+        bytes on a UART nobody listens to are."""
         view = memoryview(data)
         while view:
             try:
                 n = os.write(master, view)
             except BlockingIOError:
-                select.select([], [master], [], 0.1)
+                if not select.select([], [master], [], 0.05)[1]:
+                    log.debug("pty full, %d bytes dropped", len(view))
+                    return
                 continue
             view = view[n:]
 

@@ -16,7 +16,7 @@ NOT_ACTIVE = zdo.Status.NOT_ACTIVE          # Simple_Desc for an endpoint we do 
 DEVICE_NOT_FOUND = zdo.Status.DEVICE_NOT_FOUND
 
 ANSWERED = {zdo.ZDOCmd.NWK_addr_req, zdo.ZDOCmd.IEEE_addr_req, zdo.ZDOCmd.Node_Desc_req,
-            zdo.ZDOCmd.Active_EP_req, zdo.ZDOCmd.Simple_Desc_req,
+            zdo.ZDOCmd.Active_EP_req, zdo.ZDOCmd.Simple_Desc_req, zdo.ZDOCmd.Match_Desc_req,
             zdo.ZDOCmd.Mgmt_Permit_Joining_req}
 
 
@@ -83,6 +83,16 @@ def answer(ncp, cluster: int, payload: bytes, unicast: bool):
                                     device_version=0, input_clusters=inputs,
                                     output_clusters=outputs)
         return 0x8004, build(zdo.ZDOCmd.Simple_Desc_rsp, tsn, SUCCESS, me, desc)
+    if cluster == zdo.ZDOCmd.Match_Desc_req:
+        # §2.4.3.1.7: endpoints with the profile and a wanted server (in) or client (out)
+        # cluster; a broadcast request is answered only when something matches
+        _nwk, profile, wanted_in, wanted_out = v
+        matches = [ep for ep, (p, _dev, inputs, outputs) in sorted(ncp.endpoints.items())
+                   if p == profile and (set(wanted_in) & set(inputs)
+                                        or set(wanted_out) & set(outputs))]
+        if not matches and not unicast:
+            return None
+        return 0x8006, build(zdo.ZDOCmd.Match_Desc_rsp, tsn, SUCCESS, me, matches)
     if cluster == zdo.ZDOCmd.NWK_addr_req:
         if v[0] != ncp.eui64:
             return None                       # only the device itself answers

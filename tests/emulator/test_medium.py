@@ -218,3 +218,30 @@ def test_aps_under_30_percent_loss_completes_or_fails_cleanly_never_twice():
     assert delivered <= set(received)                             # success means it arrived
     assert len(delivered) > sent * 0.8                            # MAC + APS retries work
     assert any(r.fate == LOST for r in medium.records)
+
+
+def test_network_formed_directly_on_sub_ghz_and_match_desc_answered_there():
+    medium, sim, hub, ihd = han(18)
+    assert hub.command("formNetwork", parameters=params(0x80 | 11))["status"] == 0
+    radio = hub.command("getRadioParameters", phy_index=0)["parameters"]
+    assert (radio.radioPage, radio.radioChannel) == (28, 11)
+    reply = hub.command("addEndpoint", endpoint=1, profile_id=0x0109, device_id=0x0500,
+                        device_version=0, input_cluster_count=2, output_cluster_count=0,
+                        input_cluster_list=[0x0702, 0x0700], output_cluster_list=[])
+    assert reply["status"] == 0
+    assert hub.command("permitJoining", duration=60)["status"] == 0
+    assert ihd.command("joinNetwork", node_type=t.EmberNodeType.ROUTER,
+                       parameters=params(0x80 | 11))["status"] == 0
+    assert sim.run_until(lambda: ihd.callbacks_named("stackStatusHandler"), 5)
+    # Match_Desc_req (ZDO 0x0006) for a Metering server, answered by the hub's stack
+    frame = t.EmberApsFrame(profileId=0, clusterId=0x0006, sourceEndpoint=0,
+                            destinationEndpoint=0, options=0, groupId=0, sequence=0)
+    request = bytes([0x21, 0x00, 0x00]) + bytes.fromhex("0901") + b"\x01\x02\x07\x00"
+    assert ihd.command("sendUnicast", message_type=0, nwk=0x0000, aps_frame=frame,
+                       message_tag=1, message=request)["status"] == 0
+    assert sim.run_until(lambda: [c for c in ihd.callbacks_named("incomingMessageHandler")
+                                  if c["aps_frame"].clusterId == 0x8006], 5)
+    (rsp,) = [c for c in ihd.callbacks_named("incomingMessageHandler")
+              if c["aps_frame"].clusterId == 0x8006]
+    assert bytes(rsp["message"]) == bytes([0x21, 0x00, 0x00, 0x00, 0x01, 0x01])
+    assert {r.band for r in medium.records} == {"868"}
