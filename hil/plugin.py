@@ -53,7 +53,10 @@ def pytest_addoption(parser):
                     help="where the per-DUT frame logs go (default hil-logs)")
     group.addoption("--hil-report", metavar="DIR", help="write the campaign summary here")
     group.addoption("--hil-power-command", metavar="CMD",
-                    help="shell command that power-cycles a serial/tcp DUT")
+                    help="command that power-cycles a serial/tcp DUT (e.g. "
+                    "'uhubctl -l 1-1 -p 2 -a cycle')")
+    group.addoption("--hil-power-on", metavar="CMD", help="command that powers the DUT on")
+    group.addoption("--hil-power-off", metavar="CMD", help="command that powers the DUT off")
     group.addoption("--hil-micropython", default="micropython", metavar="BINARY",
                     help="MicroPython binary of the micropython DUT")
 
@@ -118,6 +121,8 @@ class HilSession:
                     self.spec, profile=self.config.getoption("hil_profile"),
                     seed=self.config.getoption("hil_seed"),
                     power_command=self.config.getoption("hil_power_command"),
+                    power_on=self.config.getoption("hil_power_on"),
+                    power_off=self.config.getoption("hil_power_off"),
                     micropython=self.config.getoption("hil_micropython")).start()
             except Exception as exc:
                 self.start_error = "the DUT %s did not start: %s: %s" % (

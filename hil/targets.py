@@ -76,7 +76,8 @@ def dut_label(text):
 class Target:
     """Resources + drivers + capabilities of one DUT, built from the `--dut` string."""
 
-    def __init__(self, text, profile=None, seed=0, power_command=None, micropython="micropython"):
+    def __init__(self, text, profile=None, seed=0, power_command=None, micropython="micropython",
+                 power_on=None, power_off=None):
         self.text = text
         self.spec = parse_dut(text)
         self.name = dut_label(text)
@@ -90,7 +91,7 @@ class Target:
         self.link = None
         self.dlms = None
         self.gbcs = None
-        self.power = command_power_switch(power_command) if power_command else None
+        self.power = board_power(power_command, power_on, power_off)
         self._core = None
         self._served = None
         self._state_dir = None
@@ -178,6 +179,19 @@ class Target:
         return "%s (%s, %s, profile %s; capabilities: %s)" % (
             self.text, port.describe() if port else "not started", self.framing,
             self.profile_name, ", ".join(sorted(self.capabilities)))
+
+
+def board_power(cycle=None, on=None, off=None):
+    """The power switch of a serial/tcp DUT from the command line: on and off commands
+    go to `hil.power.CommandPowerSwitch` (the bench's power resource); a cycle command
+    alone is run as it is. None when nothing is configured."""
+    if on or off:
+        if not (on and off):
+            raise TargetError("--hil-power-on and --hil-power-off go together")
+        from hil.power import CommandPowerSwitch
+        switch = CommandPowerSwitch(on, off, cycle)
+        return PowerSwitch(switch.cycle, "power on %r, off %r" % (on, off))
+    return command_power_switch(cycle) if cycle else None
 
 
 class ServedPty:

@@ -220,3 +220,15 @@ def test_expectations_on_alerts_silence_bytes_and_fields(tmp_path):
                         response=response)
     assert problems == ["field supply_state = 1, expected 0",
                         "no field credit (has ['import_wh', 'supply_state'])"]
+
+
+def test_board_power_from_on_and_off_commands(tmp_path):
+    pytest.importorskip("hil.power")
+    from hil.targets import board_power
+    log = tmp_path / "power.log"
+    switch = board_power(on="sh -c 'echo on >> %s'" % log, off="sh -c 'echo off >> %s'" % log)
+    switch.cycle()
+    assert log.read_text().split() == ["off", "on"] and switch.cycles == 1
+    assert board_power() is None
+    with pytest.raises(TargetError, match="go together"):
+        board_power(on="true")
