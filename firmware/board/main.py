@@ -12,7 +12,8 @@ board.json keys: `uart` (machine.UART id, default 1), `baudrate` (9600), `tx`, `
 (pin numbers), `uart_path` (unix port: a tty/pty path), `wdt_ms` (machine.WDT time-out;
 no watchdog when absent), `tick_ms` (longest wait for input, 50), `start` (board time
 at boot in seconds since 1970; default the profile's clock.start), `speed` (simulated
-seconds per board second, 1), `seed`, `save_period`, `state_dir` ("state").
+seconds per board second, 1), `seed`, `save_period`, `state_dir` ("state"),
+`inter_octet_ms` (25), `inactivity_s` (120).
 
 Where the meter's line comes from, first match: `machine.UART` on a board; on the unix
 port (no machine.UART) `uart_path`, else the environment variable `SMETS_UART` (how
@@ -259,7 +260,11 @@ class BoardLoop:
             self._on_data(data)
         else:
             self._on_silence(ticks_diff_ms(now_ms, self._last_rx_ms))
-        self.core.advance(self.clock())
+        try:
+            self.core.advance(self.clock())
+        except Exception as exc:     # e.g. flash full: report, keep serving
+            self.errors += 1
+            report(exc)
 
     def _on_data(self, data):
         for nonce in self.pings.feed(data):
@@ -365,7 +370,9 @@ def build(config, profile):
                      save_period=config.get("save_period", DEFAULT_SAVE_PERIOD))
     return BoardLoop(core, open_port(config), clock,
                      tick_ms=config.get("tick_ms", DEFAULT_TICK_MS),
-                     wdt=open_watchdog(config))
+                     wdt=open_watchdog(config),
+                     inter_octet_ms=config.get("inter_octet_ms", INTER_OCTET_TIMEOUT_MS),
+                     inactivity_s=config.get("inactivity_s", INACTIVITY_TIMEOUT_S))
 
 
 def main(config_path=BOARD_CONFIG_PATH, profile_path=PROFILE_PATH):

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -187,5 +188,28 @@ def test_main_loop_serves_stdin_stdout_when_no_uart_is_wired(tmp_path):
         connection, session = board.client(profile)
         assert _import_wh(session) >= profile["objects"]["import_energy"]["initial_wh"]
         connection.close()
+    finally:
+        board.stop()
+
+
+@pytest.mark.micropython
+@needs_micropython
+def test_inactivity_time_out_drops_the_link_and_a_new_snrm_opens_it(tmp_path):
+    from emulator.link import Disconnected, LinkFailure
+
+    profile = load_profile(PROFILE)
+    board = Board(tmp_path, profile, {"tick_ms": 20, "inactivity_s": 1})
+    try:
+        board.ping()
+        connection, session = board.client(profile)
+        _import_wh(session)
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:       # stay silent past the time-out
+            time.sleep(0.05)
+        with pytest.raises(LinkFailure) as failure:
+            _import_wh(session)
+        assert failure.value.event == Disconnected("DM")   # back in NDM: the link is gone
+        connection, session = board.client(profile)
+        assert _import_wh(session) >= profile["objects"]["import_energy"]["initial_wh"]
     finally:
         board.stop()
