@@ -22,6 +22,7 @@ import asyncio
 import logging
 
 import zigpy.types as t
+import zigpy.zdo.types
 from zigpy.zcl import foundation
 
 from emulator.zigbee import clusters as C
@@ -336,12 +337,50 @@ class NodeApplication(BellowsApplication):
 
     def __init__(self, config: dict, client_factory):
         super().__init__(config)
-        self.client = client_factory(self.send_packet)
+        self.client = client_factory(lambda packet: self.send_packet(packet))
 
     def packet_received(self, packet: t.ZigbeePacket) -> None:
         if self.client.packet_received(packet):
             return
         super().packet_received(packet)
+
+    async def join(self, pan_id, extended_pan_id, channel, page=0, timeout=15.0,
+                   node_type=None):
+        """Join the hub's network as a router (a mains-powered HAN device) with the raw
+        EZSP `joinNetwork`: bellows only forms networks (its `load_network_info` wants a
+        coordinator), so the host side is brought up here by hand: callbacks in, the
+        controller marked running, node info read back. A sub-GHz page is encoded in the
+        channel's top three bits as EmberZNet does ((page - 24) << 5 | channel)."""
+        import bellows.types as bt
+        import zigpy.state
+        await self.connect()
+        radio_channel = channel if page == 0 else ((page - 24) << 5) | channel
+        params = bt.EmberNetworkParameters(
+            extendedPanId=extended_pan_id, panId=pan_id, radioTxPower=8,
+            radioChannel=radio_channel, joinMethod=bt.EmberJoinMethod.USE_MAC_ASSOCIATION,
+            nwkManagerId=0x0000, nwkUpdateId=0, channels=bt.Channels.ALL_CHANNELS)
+        ezsp = self._ezsp
+        with ezsp.wait_for_stack_status(bt.sl_Status.NETWORK_UP) as network_up:
+            (status,) = await ezsp.joinNetwork(
+                node_type if node_type is not None else bt.EmberNodeType.ROUTER, params)
+            if bt.sl_Status.from_ember_status(status) != bt.sl_Status.OK:
+                raise JoinFailed("joinNetwork refused: %r" % (status,))
+            try:
+                await asyncio.wait_for(network_up, timeout)
+            except asyncio.TimeoutError:
+                raise JoinFailed("no NETWORK_UP within %.0f s (the hub not permitting "
+                                 "joins, or out of range)" % timeout) from None
+        ezsp.add_callback(self.ezsp_callback_handler)
+        (nwk,) = await ezsp.getNodeId()
+        (ieee,) = await ezsp.getEui64()
+        self.state.node_info = zigpy.state.NodeInfo(
+            nwk=t.NWK(nwk), ieee=t.EUI64(ieee), logical_type=zigpy.zdo.types.LogicalType.Router)
+        self.controller_event.set()
+        return int(nwk)
+
+
+class JoinFailed(Exception):
+    """A HAN device could not join the hub's network."""
 
 
 def node_config(path, client_class, endpoint=CLIENT_ENDPOINT, baudrate=115200) -> dict:
