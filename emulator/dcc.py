@@ -332,7 +332,7 @@ class Dcc:
         if request.key_info != user.key_info:
             raise _Refusal("bad_signature", "KeyInfo does not name the user's certificate")
         try:
-            duis.verify(request.root, user.ds_public)
+            duis.verify(request, user.ds_public)
         except duis.DuisError as e:
             raise _Refusal("bad_signature", e.reason)
         return user

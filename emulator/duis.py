@@ -81,6 +81,7 @@ _KNOWN_TAGS = {}                 # tag -> (namespace, prefix, name, "<name>", "<
 _C14N_TEXTS = {}                 # short text -> its escaped form (bounded memo)
 _C14N_STARTS = {}                # (tag, declared, attributes) -> canonical start tag
 _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+_DECLARATION_BYTES = _DECLARATION.encode("ascii")
 _MARK = "\x01"                   # where a value goes in a canonical template
 _XML_TEXTS = {}
 
@@ -202,6 +203,26 @@ def _add_params(parent, params):
                 child.text = one
 
 
+_ROOT_START = '<sr:%%s xmlns:sr="%s" schemaVersion="%s">' % (NS, SCHEMA_VERSION)
+
+
+def _c14n_leaf(out, name, text):
+    """<sr:name>text</sr:name> in canonical form (what `_text` then `_c14n` give)."""
+    out.append("<sr:%s>%s</sr:%s>" % (name, _c14n_text(text) if text else "", name))
+
+
+def _c14n_params(out, params):
+    """Canonical form of what `_add_params` builds."""
+    for name, value in params.items():
+        for one in (value if isinstance(value, list) else [value]):
+            if isinstance(one, dict):
+                out.append("<sr:%s>" % name)
+                _c14n_params(out, one)
+                out.append("</sr:%s>" % name)
+            else:
+                _c14n_leaf(out, name, one)
+
+
 def _read_params(element):
     out = {}
     for child in element:
@@ -300,7 +321,23 @@ class DuisRequest:
     def to_xml(self, signer: "XmlSigner | None" = None, pretty=False) -> bytes:
         """UTF-8 XML, signed when a signer is given; compact unless `pretty` (indented,
         as the DUIS templates are written; the signature covers the whitespace)."""
+        if signer is not None and not pretty:
+            return signer.sign_canonical(self.canonical_text())
         return _document(self.element(), signer, pretty)
+
+    def canonical_text(self) -> str:
+        """`_canonical_text(self.element())`, written straight from the fields (the signing
+        hot path: no tree to build and walk; tests hold the two equal)."""
+        out = [_ROOT_START % "Request", "<sr:Header>"]
+        _c14n_leaf(out, "RequestID", str(self.request_id))
+        _c14n_leaf(out, "CommandVariant", str(self.command_variant))
+        _c14n_leaf(out, "ServiceReference", self.service_reference)
+        _c14n_leaf(out, "ServiceReferenceVariant", self.service_reference_variant)
+        out.append("</sr:Header><sr:Body><sr:%s>" % self.body_name)
+        if isinstance(self.body, dict):
+            _c14n_params(out, self.body)
+        out.append("</sr:%s></sr:Body></sr:Request>" % self.body_name)
+        return "".join(out)
 
     @classmethod
     def from_xml(cls, xml) -> "DuisRequest":
@@ -410,7 +447,40 @@ class DuisResponse:
     def to_xml(self, signer: "XmlSigner | None" = None, pretty=False) -> bytes:
         """UTF-8 XML, signed when a signer is given; compact unless `pretty` (indented,
         as the DUIS templates are written; the signature covers the whitespace)."""
+        if signer is not None and not pretty:
+            return signer.sign_canonical(self.canonical_text())
         return _document(self.element(), signer, pretty)
+
+    def canonical_text(self) -> str:
+        """`_canonical_text(self.element())`, written straight from the fields."""
+        out = [_ROOT_START % "Response", "<sr:Header>"]
+        if self.request_id is not None:
+            _c14n_leaf(out, "RequestID", str(self.request_id))
+        if self.response_id is not None:
+            _c14n_leaf(out, "ResponseID", str(self.response_id))
+        _c14n_leaf(out, "ResponseCode", self.response_code)
+        _c14n_leaf(out, "ResponseDateTime", self.response_date_time)
+        out.append("</sr:Header><sr:Body><sr:%s>" % self.kind)
+        if self.kind == RESPONSE_MESSAGE:
+            _c14n_leaf(out, "ServiceReference", self.service_reference or "")
+            _c14n_leaf(out, "ServiceReferenceVariant", self.service_reference_variant or "")
+            if self.gbcs_payload is not None:
+                _c14n_leaf(out, "GBCSPayload", base64_text(self.gbcs_payload))
+            elif self.pre_command is not None:
+                out.append("<sr:PreCommand>")
+                _c14n_leaf(out, "GBCSVersion", self.gbcs_version)
+                _c14n_leaf(out, "GBCSPayload", base64_text(self.pre_command))
+                out.append("</sr:PreCommand>")
+        elif self.kind == DEVICE_ALERT:
+            _c14n_leaf(out, "AlertCode", "%04X" % self.alert_code)
+            _c14n_leaf(out, "GBCSPayload", base64_text(self.gbcs_payload or b""))
+        else:
+            _c14n_leaf(out, "DCCAlertCode", self.dcc_alert_code)
+            out.append("<sr:DCCAlert>")
+            _c14n_params(out, self.dcc_alert or {})
+            out.append("</sr:DCCAlert>")
+        out.append("</sr:%s></sr:Body></sr:Response>" % self.kind)
+        return "".join(out)
 
     @classmethod
     def from_xml(cls, xml) -> "DuisResponse":
@@ -496,7 +566,10 @@ class XmlSigner:
         return _serialise(root)
 
     def _sign_compact(self, root):
-        document = _canonical_text(root)
+        return self.sign_canonical(_canonical_text(root))
+
+    def sign_canonical(self, document: str) -> bytes:
+        """The compact signed document from the canonical text of the unsigned one."""
         digest = base64_text(_CRYPTO.sha256(document.encode("utf-8")))
         signed_info = digest.join(self._signed_info)
         value = base64_text(_CRYPTO.ecdsa_sign(self.private_key, signed_info.encode("utf-8")))
@@ -511,10 +584,19 @@ def issuer_serial(certificate: x509.Certificate):
 
 
 def verify(document, public_key_xy: bytes) -> None:
-    """Check the enveloped signature of a DUIS document (bytes, or the root element parsed
-    from them); raises DuisError if it is missing, malformed, names other algorithms, or
-    does not verify with this public key."""
-    root = document if isinstance(document, ET.Element) else _parse(document)
+    """Check the enveloped signature of a DUIS document (bytes, the root element parsed
+    from them, or a DuisRequest/DuisResponse read by `from_xml`); raises DuisError if it is
+    missing, malformed, names other algorithms, or does not verify with this public key."""
+    raw = None
+    if isinstance(document, ET.Element):
+        root = document
+    elif isinstance(document, (DuisRequest, DuisResponse)):
+        root, raw = document.root, document.xml
+        if root is None:
+            raise DuisError("not read from XML: nothing to verify", "Signature")
+    else:
+        root = _parse(document)
+        raw = bytes(document.encode("utf-8") if isinstance(document, str) else document)
     signature = _signature_of(root)
     signed_info = _one(signature, "SignedInfo", signature, DS_NS)
     _algorithm(signed_info, "CanonicalizationMethod", C14N_EXC)
@@ -529,10 +611,64 @@ def verify(document, public_key_xy: bytes) -> None:
     _algorithm(reference, "DigestMethod", DIGEST_SHA256)
     digest = base64_bytes(_child_text(reference, "DigestValue", DS_NS), "DigestValue")
     value = base64_bytes(_child_text(signature, "SignatureValue", DS_NS), "SignatureValue")
-    if not _CRYPTO.ecdsa_verify(public_key_xy, canonical(signed_info), value):
+    as_signed = _as_signed(raw, _child_text(reference, "DigestValue", DS_NS))
+    signed_info_bytes = as_signed[1] if as_signed else canonical(signed_info)
+    if not _CRYPTO.ecdsa_verify(public_key_xy, signed_info_bytes, value):
         raise DuisError("signature does not verify with the signer's key", "SignatureValue")
-    if digest != _CRYPTO.sha256(canonical(root, skip=signature)):
-        raise DuisError("digest does not match the document", "DigestValue")
+    # A compact document as XmlSigner writes it digests as it came (see _as_signed); any
+    # other layout, or a digest that does not match that way, is canonicalised from the tree.
+    if as_signed is None or digest != _CRYPTO.sha256(as_signed[0]):
+        if digest != _CRYPTO.sha256(canonical(root, skip=signature)):
+            raise DuisError("digest does not match the document", "DigestValue")
+
+
+_SIGNATURE_START = ('<ds:Signature xmlns:ds="%s">' % DS_NS).encode("ascii")
+_SIGNATURE_END = b"</ds:Signature>"
+_SIGNATURE_STARTS = re.compile(rb"<ds:Signature[\s/>]")
+_SIGNED_INFO_START = b"<ds:SignedInfo>"
+_SIGNED_INFO_END = b"</ds:SignedInfo>"
+_SIGNED_INFO_TEMPLATE = []     # canonical SignedInfo cut where the digest goes (lazily)
+
+
+def _signed_info_template():
+    if not _SIGNED_INFO_TEMPLATE:
+        skeleton = _signature_skeleton("", 0).find(_qd("SignedInfo"))
+        skeleton.find(_qd("Reference")).find(_qd("DigestValue")).text = _MARK
+        _SIGNED_INFO_TEMPLATE.extend(p.encode("utf-8")
+                                     for p in _canonical_text(skeleton).split(_MARK))
+    return _SIGNED_INFO_TEMPLATE
+
+
+def _as_signed(raw, digest_text):
+    """(document bytes, SignedInfo bytes) as a compact XmlSigner wrote and signed them,
+    cut straight from the received bytes, or None when `raw` is not laid out that way.
+
+    Sound without re-canonicalising: the layout is the declaration, then the canonical
+    document with one `<ds:Signature xmlns:ds=..>` element (the only one in the bytes)
+    just before the root's end tag. Its SignedInfo is used only when its bytes are exactly
+    the canonical template holding the parsed DigestValue, so the bytes verified are
+    canonical(SignedInfo) of the parsed tree. The document bytes are used only if their
+    SHA-256 equals that signed digest, i.e. they are byte for byte what the signer
+    canonicalised; the parsed tree is theirs, so canonical(tree) gives the same bytes."""
+    if raw is None or not raw.startswith(_DECLARATION_BYTES):
+        return None
+    start = raw.find(_SIGNATURE_START)
+    end = raw.find(_SIGNATURE_END, start + 1)
+    if (start < 0 or end < 0 or len(_SIGNATURE_STARTS.findall(raw)) != 1
+            or raw.find(_SIGNATURE_END, end + 1) >= 0):
+        return None
+    end += len(_SIGNATURE_END)
+    close = raw.rfind(b"</")
+    if close != end or raw.find(b">", close) != len(raw) - 1:
+        return None
+    first, last = _signed_info_template()
+    info_start = start + len(_SIGNATURE_START)
+    raw_first = _SIGNED_INFO_START + first[first.index(b">") + 1:]
+    expected = raw_first + digest_text.encode("utf-8") + last
+    if raw[info_start:info_start + len(expected)] != expected:
+        return None
+    signed_info = first + digest_text.encode("utf-8") + last
+    return raw[len(_DECLARATION_BYTES):start] + raw[end:], signed_info
 
 
 def verify_with_certificate(document, certificate: x509.Certificate) -> None:

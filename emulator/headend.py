@@ -261,7 +261,7 @@ class HeadEnd:
             checks = []
             try:
                 response = DuisResponse.from_xml(xml)
-                duis.verify_with_certificate(response.root, self.dcc_certificate)
+                duis.verify_with_certificate(response, self.dcc_certificate)
                 checks.append(("DCC", "DUIS alert signed by the DCC", True))
                 message = parse(response.gbcs_payload or b"")
             except (duis.DuisError, GbcsError) as e:
@@ -283,7 +283,7 @@ class HeadEnd:
         xml = await self._handle(request.to_xml(self.signer))
         try:
             response = DuisResponse.from_xml(xml)
-            duis.verify_with_certificate(response.root, self.dcc_certificate)
+            duis.verify_with_certificate(response, self.dcc_certificate)
         except duis.DuisError as e:
             result.check("DCC", "DUIS response signed by the DCC: %s" % e.reason, False)
             return None
