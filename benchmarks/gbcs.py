@@ -63,13 +63,14 @@ class Counting:
         counts = self.counts
 
         def counted(crypto, *args):
-            if name == "ecdh":
-                key = (id(args[0]), bytes(args[1]))
-                if key not in crypto._shared_secrets:
-                    counts[name] += 1
-            else:
+            if name != "ecdh":
                 counts[name] += 1
-            return original(crypto, *args)
+                return original(crypto, *args)
+            cached = len(crypto._shared_secrets)
+            result = original(crypto, *args)
+            if len(crypto._shared_secrets) != cached:     # a real exchange, now cached
+                counts[name] += 1
+            return result
         return counted
 
     def __exit__(self, *exc):
