@@ -174,7 +174,7 @@ class DeviceSecurity:
         acb = self.anchors.get(codes.ROLE_ACB)
         if acb is None or acb.ka_public is None:
             raise GbcsRefusal(NO_ACB_ANCHOR, codes.ALERT_TRUSTED_SOURCE_AUTHENTICATION_FAILURE)
-        shared = self.crypto.ecdh(self.own_ka_private, acb.ka_public)
+        shared = self._shared_secret(acb.ka_public)
         if not security.verify_mac(self.crypto, shared, message):
             raise GbcsRefusal(BAD_MAC, codes.ALERT_TRUSTED_SOURCE_AUTHENTICATION_FAILURE)
 
@@ -251,9 +251,24 @@ class DeviceSecurity:
         recipient_ka = self._ka_anchor(message.recipient)
         if recipient_ka is None:
             raise GbcsRefusal(NO_RECIPIENT_ANCHOR, None)
-        shared = self.crypto.ecdh(self.own_ka_private, recipient_ka)
+        shared = self._shared_secret(recipient_ka)
         security.protect_mac(self.crypto, shared, message)
         return message.encode()
+
+    def _shared_secret(self, peer_ka_public):
+        """Static-static ECDH with a remote party's KA key: fixed for this pair of keys, so
+        kept (a few entries; forgotten if our own KA key or the crypto is replaced)."""
+        owner = (self.own_ka_private, self.crypto)
+        cache = getattr(self, "_shared", None)
+        if cache is None or cache[0][0] is not owner[0] or cache[0][1] is not owner[1]:
+            cache = self._shared = (owner, {})
+        peer = bytes(peer_ka_public)
+        secret = cache[1].get(peer)
+        if secret is None:
+            if len(cache[1]) >= 8:
+                cache[1].clear()
+            secret = cache[1][peer] = self.crypto.ecdh(self.own_ka_private, peer)
+        return secret
 
     def _ka_anchor(self, eui):
         eui = bytes(eui)
