@@ -381,7 +381,9 @@ def _gbcs(dissection, data, keystore, acb):
     mac = body.mac
     mac_header = 0
     if mac is not None:
-        mac_header = data.index(b"\xdf", 7)          # DD 00x6 <BER length> 11 00000000
+        # DD 00x6 <BER length: 1, or 1 + n when 0x8n> 11 00000000 (GBCS 7.2.x MAC header)
+        length_octets = 1 + (data[7] & 0x7F if data[7] & 0x80 else 0)
+        mac_header = 7 + length_octets + len(gbcs.SECURITY_HEADER)
         dissection.layers.append(Layer(
             "gbcs-mac-header", 0, mac_header,
             "MAC header: %d bytes protected, 12-byte MAC" % (len(data) - mac_header - 12),
@@ -562,7 +564,11 @@ def _verify(dissection, data, keystore, acb):
     are MAC'd by the ACB's KA key with the device's; responses and alerts by the
     originator's KA key with the recipient's. ECDH is symmetric, so either side's
     private key will do."""
-    message = envelope.parse(data)
+    try:
+        message = envelope.parse(data)
+    except envelope.GbcsError as err:       # the two codecs disagree: say so, check nothing
+        dissection.check("decode", FAILED, "firmware envelope parser: %s" % err)
+        return
     crypto = _host_crypto()
     if not message.mac_protected:
         dissection.check("mac", ABSENT, "signed only, no MAC header")

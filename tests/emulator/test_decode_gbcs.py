@@ -158,3 +158,19 @@ def test_many_inputs_per_call_and_the_dlms_decoder_is_unchanged():
     objs = json_lines(result)
     assert result.exit_code == 0 and len(objs) == len(frames) + 1
     assert objs[-1]["layers"][0]["layer"] == "xdlms" and "verification" not in objs[-1]
+
+
+def test_the_grouping_header_is_found_by_the_mac_header_length_not_by_searching_for_df():
+    from firmware.gbcs import envelope
+
+    def message(payload_length):
+        m = envelope.GbcsMessage(envelope.CRA_COMMAND, 0xDF, bytes.fromhex("90B3D51F30010000"),
+                                 bytes.fromhex("00DB1234567890A0"), 0x0027,
+                                 b"\xdf" * payload_length, signature_field=True)
+        m.mac_protected, m.mac = True, b"\xdf" * 12
+        return m.encode()
+    data = next(d for d in map(message, range(100, 200)) if d[7:9] == b"\x81\xdf")
+    [obj] = json_lines(decode("--json", data.hex()))
+    grouping = _layer(obj, "gbcs")
+    assert grouping["offset"] == 14 and data[14:16] == b"\xdf\x09"
+    assert _layer(obj, "gbcs-mac-header")["length"] == 14
