@@ -597,5 +597,11 @@ def flash(port, profile_path, march, board_config, wipe_state, mpremote_binary, 
         raise click.ClickException(str(exc))
 
 
+# ---------------------------------------------------------------------------- han
+from emulator.han_cli import han  # noqa: E402
+
+main.add_command(han)
+
+
 if __name__ == "__main__":
     main()

@@ -340,9 +340,12 @@ class NodeApplication(BellowsApplication):
         self.client = client_factory(lambda packet: self.send_packet(packet))
 
     def packet_received(self, packet: t.ZigbeePacket) -> None:
-        if self.client.packet_received(packet):
-            return
-        super().packet_received(packet)
+        """SE frames go to the client; the rest is dropped. zigpy here is only the host
+        side of a radio, not a coordinator with a device database: it knows neither the
+        hub nor its siblings, and would chase each sender as an unknown device (the
+        NCP's own stack answers the ZDO requests a joined router must answer)."""
+        if not self.client.packet_received(packet):
+            LOGGER.debug("not an SE frame for this device, dropped: %r", packet)
 
     async def join(self, pan_id, extended_pan_id, channel, page=0, timeout=15.0,
                    node_type=None):

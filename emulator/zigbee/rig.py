@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
+from emulator.zigbee import PROFILES, ROLES  # noqa: F401  (re-exported)
 from emulator.zigbee.clients import Cad, Ihd, NodeApplication, Ppmid, TunnelNode, node_config
 from emulator.zigbee.hub import HubApplication, hub_config, ieee_of
 from emulator.zigbee.lab import CAD_EUI, IHD_EUI, PPMID_EUI, ZigbeePremise
@@ -27,13 +28,6 @@ from emulator.zigbee.radio import (
     start_sub_ghz,
 )
 
-ROLES = ("esme", "gsme", "ihd", "cad", "ppmid")
-PROFILES = {                         # --profile: which of the lab's HAN devices run
-    "full": ROLES,
-    "electricity": ("esme", "ihd", "ppmid", "cad"),
-    "gas": ("gsme", "ihd"),
-    "display": ("ihd",),
-}
 _CLASSES = {"esme": TunnelNode, "gsme": TunnelNode, "ihd": Ihd, "cad": Cad, "ppmid": Ppmid}
 
 
