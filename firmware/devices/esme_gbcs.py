@@ -32,6 +32,9 @@ Use cases (message code -> what the ACCESS request may do, RTDS 4.5.0 shapes):
   ECS45   GET Disconnect control 0.0.96.3.10.255 attr 3
   CS01a   ACTION Token gateway 0.0.19.40.0.255 m1 (20-digit UTRN)
   ECS04b  ACTION Credit 0.0.19.10.{0,1,2}.255 m2 set_amount_to_value
+  CS02b   (0x0100-0x0109) ASN.1, not ACCESS: `security.update_credentials`, answered with
+          its response (signed) or the refusal's alert; a future-dated one runs when
+          `credentials_due(now)` finds it due and raises the 0x00CB alert
 Failed top-ups also raise the UTRN alert: 0x8F51 duplicate (used or too old), 0x8F63
 not authentic (format or authentication).
 
@@ -415,6 +418,8 @@ class EsmeGbcs:
         except GbcsRefusal as refusal:
             return self._alert(refusal.alert_code, self._alert_recipient(message), now)
         try:
+            if message.message_code in codes.CS02B_CODES:
+                return self._credentials(message, now)
             return self._run(message, now)
         except GbcsRefusal:
             return []
@@ -422,6 +427,21 @@ class EsmeGbcs:
             # the port never raises (GBCS_INTERFACES.md 4); every expected failure has its
             # answer above, this only keeps a bug from taking the device loop down
             return []
+
+    def _credentials(self, message, now):
+        """CS02b (GBCS 13.3.2.4): an ASN.1 payload, not ACCESS. `update_credentials` checks
+        the originator's authority and changes nothing when it refuses (its alert then
+        goes to the originator, as for any refused command)."""
+        try:
+            payload = self.security.update_credentials(message)
+        except GbcsRefusal as refusal:
+            return self._alert(refusal.alert_code, message.originator, now)
+        return [self.security.respond(message, payload, cdt.datetime_bytes(now))]
+
+    def credentials_due(self, now):
+        """Run a future-dated CS02b whose execution date-time has come: its alert (message
+        code 0x00CB, 0x8F66 actioned / 0x8F67 not) to the command's originator, else []."""
+        return pending_credentials_alert(self.security, now)
 
     def _alert_recipient(self, message):
         """A refused command's originator when it is a known remote party; otherwise
@@ -602,6 +622,28 @@ def _preset_times(value):
         return (cdt.datetime_seconds(raw[0]), start, end)
     except ValueError:
         return None
+
+
+def pending_credentials_alert(security, now):
+    """The 0x00CB alert of a pending future-dated CS02b due at `now` (GeneralizedTime
+    YYYYMMDDHHMMSSZ compares as text), or [] (GBCS 13.3.2.4; RTDS 6.15.1/6.23 8F66)."""
+    when = security.pending_credentials_time()
+    if when is None or when > _generalized_time(now):
+        return []
+    try:
+        recipient, alert_code, payload = security.execute_pending_credentials()
+        return [security.alert(alert_code, payload, recipient,
+                               message_code=codes.FUTURE_DATED_UPDATE_SECURITY_CREDENTIALS_ALERT)]
+    except GbcsRefusal:
+        return []
+
+
+def _generalized_time(seconds):
+    fields = cdt.civil_from_seconds(seconds)
+    text = "%04d" % fields[0]
+    for value in fields[1:6]:
+        text += "%02d" % value
+    return text + "Z"
 
 
 def _all_refused(request, access_code, action_code):

@@ -566,6 +566,8 @@ class Gsme(GbzPort):
             self.advance(now)
             if message.message_code == codes.GCS28:
                 return self._set_clock(message, now)
+            if message.message_code in codes.CS02B_CODES:
+                return self._credentials(message, now)
             return self._answer_gbz(message, now)
         except GbcsRefusal:
             return []
@@ -645,6 +647,19 @@ class Gsme(GbzPort):
         except U.UtrnError:
             return se.TOP_UP_REJECTED_INVALID, codes.ALERT_UTRN_NOT_AUTHENTIC
 
+    def _credentials(self, message, now):
+        """CS02b (GBCS 13.3.2.4, ASN.1): `security.update_credentials` changes nothing when
+        it refuses; its alert goes to the originator."""
+        try:
+            payload = self.security.update_credentials(message)
+        except GbcsRefusal as refusal:
+            return self.alert(refusal.alert_code, message.originator, now)
+        return [self.security.respond(message, payload, cdt.datetime_bytes(now))]
+
+    def credentials_due(self, now):
+        """A future-dated CS02b whose time has come: its 0x00CB alert, else []."""
+        return pending_credentials_alert(self.security, now)
+
     def _set_clock(self, message, now):
         """GCS28 (GBCS 13.3.6): SEQUENCE {validity start, validity end GeneralizedTime}."""
         try:
@@ -697,6 +712,22 @@ class Gsme(GbzPort):
         self.security.load_state(state["security"])
         self.awake_until = -1             # a restart finds the meter asleep
         self.reassembler.reset()
+
+
+def pending_credentials_alert(security, now):
+    """The 0x00CB alert of a pending future-dated CS02b due at `now` (GeneralizedTime
+    YYYYMMDDHHMMSSZ compares as text), or [] (GBCS 13.3.2.4; RTDS 6.15.1/6.23 8F66).
+    The ESME port has the same (esme_gbcs.py); not imported from there, so the GSME
+    does not load the DLMS object model."""
+    when = security.pending_credentials_time()
+    if when is None or when > _generalized(now):
+        return []
+    try:
+        recipient, alert_code, payload = security.execute_pending_credentials()
+        return [security.alert(alert_code, payload, recipient,
+                               message_code=codes.FUTURE_DATED_UPDATE_SECURITY_CREDENTIALS_ALERT)]
+    except GbcsRefusal:
+        return []
 
 
 def _int32(n):
