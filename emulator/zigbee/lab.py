@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 
 from emulator.han.nodes import EsmeNode
-from emulator.lab import ESME_EUI, GSME_EUI, HUB_EUI, SleepingGsmeNode
+from emulator.lab import DEVICE_NAMES, ESME_EUI, GSME_EUI, HUB_EUI, SleepingGsmeNode
 from emulator.zigbee.clients import Cad, Ihd, Ppmid, TunnelNode
 from emulator.zigbee.hub import (
     EsmePrepayment,
@@ -47,7 +47,13 @@ class ZigbeePremise:
         self.app = app_factory(self.server)
         self.wan_timeout = wan_timeout
         self.nodes: dict[bytes, object] = {}
-        lab.hub.han_send = self.server.han_send
+        lab.hub.han_send = self._han_send
+        receive_han = lab.hub.receive_han
+
+        def recorded_receive_han(eui, frame, now):
+            self._record(eui, HUB_EUI, frame, "up")
+            return receive_han(eui, frame, now)
+        lab.hub.receive_han = recorded_receive_han
         lab.dcc.hub_link = {HUB_EUI: self.wan_send}
 
     async def wan_send(self, data: bytes):
@@ -59,6 +65,29 @@ class ZigbeePremise:
         for answer in answers:
             lab._hop(lab._answered_by(answer) + " → DCC", "up", "wan", answer, answer)
         return answers
+
+    def _han_send(self, eui, data):
+        self._record(HUB_EUI, eui, data, "down")
+        self.server.han_send(eui, data)
+
+    def _record(self, source, destination, frame, direction):
+        """A GB-HRGP frame between the CHF and a device, as the lab records HAN hops (the
+        ZigBee pieces below it are the radio's business). A segment of a longer message
+        is recorded without its GBCS reading, which only the whole message has."""
+        lab = self.lab
+        if not lab.record:
+            return
+        inner = None
+        try:
+            kind, _, payload = T.decode(frame)
+            if kind == T.PUT and T.message_length(payload) == len(payload):
+                inner = payload
+        except T.TunnelError:
+            pass
+        names = DEVICE_NAMES
+        lab._hop("%s → %s" % (names.get(bytes(source), bytes(source).hex().upper()),
+                              names.get(bytes(destination), bytes(destination).hex().upper())),
+                 direction, "han", frame, inner, note="zigbee tunnel")
 
     # -- the HAN's devices (each given the `send` of wherever it runs) -----------------
     def esme_node(self, send, max_incoming=T.MAX_TRANSFER):

@@ -358,6 +358,9 @@ def test_gbcs_read_travels_through_the_zigbee_tunnel_and_back(max_incoming):
         outcome = await lab.request("A", "4.1.1", ESME_EUI)
         assert outcome.ok, outcome.response_code
         assert outcome.fields["import_wh"] == lab.esme.import_register.value[1]
+        han = [h for h in outcome.hops if h.layer == "han"]
+        assert [h.name for h in han] == ["hub → ESME", "ESME → hub"]
+        assert all(h.gbcs is not None and h.checks for h in han)      # verified as GBCS
         tunnel = [p for _, _, p in loop.sent if p.cluster_id == C.Tunneling.cluster_id]
         biggest = max(len(C.parse_frame(C.Tunneling, p.data.serialize())[1].data)
                       for p in tunnel if p.data.serialize()[2] in (1, 2))
@@ -429,3 +432,43 @@ def test_hub_config_registers_the_se_endpoints_through_additional_endpoints():
     assert endpoints[GPF_ENDPOINT].input_clusters == [0x0000, 0x0702]
     assert app.config["network"]["channel"] == 15
     assert HUB_EUI == bytes.fromhex("00DB1234567890A2")
+
+
+def test_a_valve_command_waits_at_the_gpf_and_the_gsme_takes_it_over_the_tunnel_on_wake():
+    from emulator.lab import ACB_EUI, SUPPLIER_EUIS
+    from emulator.usecases import USE_CASE_BUILDERS, BuildContext
+    from firmware.gbcs import security
+
+    async def main():
+        lab = Lab(seed=2, wan="direct")
+        premise, loop = _premise(lab, max_incoming=48)
+        node = premise.gsme_node(None, max_incoming=48)
+        loop.attach(0x5555, node)
+        await node.open()
+        supplier = SUPPLIER_EUIS["A"]
+        org, device = lab.pki.organisations, lab.pki.devices[GSME_EUI]
+        counter = lab.headends["A"].next_counter()
+        builder = USE_CASE_BUILDERS["GCS32"]
+        ctx = BuildContext(counter, supplier, GSME_EUI, lab.now, lab.crypto,
+                           target_ka_public=device["ka"].public_xy)
+        message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, supplier, GSME_EUI,
+                                       builder.message_code, builder.build({}, ctx))
+        security.sign(lab.crypto, org[supplier]["ds"].private_key, message)
+        security.protect_mac(lab.crypto, lab.crypto.ecdh(org[ACB_EUI]["ka"].private_key,
+                                                         device["ka"].public_xy), message)
+        wakes = lab.gsme.wakes
+        assert premise.server.receive_wan(message.encode(), lab.now) == []   # queued
+        assert lab.gsme.valve == "open" and len(lab.gpf.queue) == 1
+        up = await premise.wake_gsme(timeout=5.0)
+        assert lab.gsme.wakes == wakes + 1 and lab.gsme.valve == "closed"
+        assert not lab.gpf.queue
+        [raw] = up
+        answer = envelope.parse(raw)
+        assert answer.originator == GSME_EUI and answer.originator_counter == counter
+        assert security.verify_signature(lab.crypto, device["ds"].public_xy, answer)
+        pieces = [p for f, _, p in loop.sent if f == 0x5555
+                  and p.cluster_id == C.Tunneling.cluster_id]
+        assert len(pieces) > 2                      # GET, then the answer cut at 48 octets
+        node.close()
+        premise.app.sender.close()
+    _run(main())
