@@ -104,3 +104,42 @@ def test_sub_ghz_channel_numbers_carry_the_page_in_the_top_bits():
         with pytest.raises(ValueError):
             sub_ghz_channel_number(page, channel)
     assert str(ieee_of(ESME_EUI)) == "00:db:12:34:56:78:90:a0"
+
+
+def test_thirty_percent_loss_on_the_medium_completes_or_times_out_and_never_runs_twice():
+    from firmware.gbcs import envelope
+
+    async def main():
+        lab = Lab(seed=0, wan="direct")
+        with VirtualRadios(L, ["esme"], ezsp_version=13, seed=7) as radios:
+            rig = HanRig(lab, radios.paths["hub"], wan_timeout=4.0)
+            try:
+                await rig.start()
+                await rig.add_node("esme", radios.paths["esme"])
+                radios.medium.configure("2.4", loss=0.3)
+                executed = []
+                original = lab.esme_gbcs.receive_gbcs
+
+                def counting(data, now):
+                    executed.append(envelope.parse(data).originator_counter)
+                    return original(data, now)
+                lab.esme_gbcs.receive_gbcs = counting
+                codes = []
+                for action in ("read", "disable", "read", "enable", "read"):
+                    if action == "read":
+                        outcome = await lab.request("A", "4.1.1", ESME_EUI)
+                    else:
+                        outcome = await lab.run("A", lambda h, a=action: getattr(
+                            h, a + "_supply")(ESME_EUI), a_step(action), "", ESME_EUI)
+                    codes.append(outcome.response_code)
+                assert set(codes) <= {"I0", "E21"}, codes
+                assert len(executed) == len(set(executed))      # no command ran twice
+                lost = [r for r in radios.medium.records if r.fate == "lost"]
+                assert lost                                      # the loss was real
+            finally:
+                await rig.stop()
+    _run(main(), timeout=120)
+
+
+def a_step(action):
+    return "%s supply" % action
