@@ -33,7 +33,11 @@ STACK_VERSION = {                   # stackVersion nibbles per EZSP version (UG1
 
 MAC_MAX_FRAME_RETRIES = 3           # IEEE 802.15.4 macMaxFrameRetries default
 APS_MAX_RETRIES = 3                 # ZigBee apscMaxFrameRetries
-APS_ACK_WAIT = 1.6                  # s, EmberZNet's APS ack timeout for one hop
+# s. ZigBee's apscAckWaitDuration (0.05 * 2 * nwkcMaxDepth + security) is 1.6 s for the
+# deepest network; EmberZNet scales it by the hops to the destination (50 ms per hop each
+# way + 100 ms for security), so a one-hop HAN waits far less. 0.5 s keeps three APS
+# tries inside zigpy's 5 s reply timeout with margin for the airtime of MAC retries.
+APS_ACK_WAIT = 0.5
 
 BAND_PAGES = {"2.4": (0,), "868": (28, 29, 30, 31)}   # channel pages per band (R22 §D)
 
@@ -1077,7 +1081,8 @@ class VirtualNcp:
         psdu = frames.mac_association_request(self._next("_mac_seq"), j["params"].panId,
                                               0x0000, self.eui64.serialize())
         j["tries"] += 1
-        self.medium.transmit(self, psdu, *j["key"], self.now, token={"assoc": True})
+        self.medium.transmit(self, psdu, *j["key"], self.now,
+                             token={"psdu": psdu, "key": j["key"], "tries": 0})
         attempt = j["tries"]
         self._after(0.5, lambda now: self._association_timeout(attempt))
 
@@ -1092,6 +1097,11 @@ class VirtualNcp:
         self.callback("stackStatusHandler", {"status": JOIN_FAILED})
 
     def _join_tx_done(self, token, acked) -> None:
+        """A MAC command of the association went out: retry it, or act on its ack."""
+        if not acked and token["tries"] < MAC_MAX_FRAME_RETRIES:
+            token["tries"] += 1
+            self.medium.transmit(self, token["psdu"], *token["key"], self.now, token=token)
+            return
         if token.get("child") is not None and acked:
             node, eui = token["child"]
             self.callback("childJoinHandler", {
@@ -1138,7 +1148,8 @@ class VirtualNcp:
         psdu = frames.mac_association_response(
             self._next("_mac_seq"), self.network.params.panId, mac.src_eui64,
             self.eui64.serialize(), node if node is not None else 0xFFFF, status)
-        token = {"child": (node, eui) if status == 0 else None}
+        token = {"child": (node, eui) if status == 0 else None, "psdu": psdu, "key": key,
+                 "tries": 0}
         self._after(0.001, lambda now: self.medium.transmit(self, psdu, *key, now,
                                                             token=token))
         return True

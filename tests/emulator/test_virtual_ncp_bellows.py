@@ -13,6 +13,7 @@ import bellows.types as t
 import bellows.zigbee.application as bellows_app
 import pytest
 import zigpy.config as zc
+import zigpy.exceptions
 import zigpy.types as zt
 
 from emulator.ncp.medium import VirtualMedium
@@ -103,100 +104,140 @@ def test_network_survives_restart_of_bellows(host, version):
     run(scenario())
 
 
+async def join_ihd(app, ihd_path, version):
+    """The IHD's NCP joins through bellows' EZSP object; its application answers Basic
+    Read Attributes (and counts what it executed). Returns (ezsp, device, executed, task)."""
+    joined = asyncio.get_running_loop().create_future()
+
+    class Listener:
+        def device_initialized(self, device):
+            if device.ieee == zt.EUI64.convert(IHD_EUI) and not joined.done():
+                joined.set_result(device)
+
+    app.add_listener(Listener())
+    ezsp = bellows.ezsp.EZSP({zc.CONF_DEVICE_PATH: ihd_path, "baudrate": 115200,
+                              "flow_control": None})
+    await ezsp.connect(use_thread=False)
+    assert ezsp.ezsp_version == version
+    (status,) = await ezsp.addEndpoint(
+        endpoint=1, profileId=0x0104, deviceId=0x0051, deviceVersion=0,
+        inputClusterCount=1, outputClusterCount=0, inputClusterList=[0x0000],
+        outputClusterList=[])
+    assert status == 0
+    requests = asyncio.Queue()
+    executed = []
+
+    def on_callback(name, args):
+        if name == "incomingMessageHandler":
+            aps_frame = next(a for a in args if isinstance(a, t.EmberApsFrame))
+            if aps_frame.clusterId == 0x0000 and aps_frame.profileId == 0x0104:
+                requests.put_nowait((aps_frame, bytes(args[-1])))
+
+    ezsp.add_callback(on_callback)
+
+    async def basic_server():
+        while True:
+            aps_frame, zcl = await requests.get()
+            assert zcl[0] & 0x03 == 0 and zcl[2] == 0x00          # Read Attributes
+            executed.append((aps_frame.sequence, zcl))
+            records = b""
+            for (attr,) in struct.iter_unpack("<H", zcl[3:]):
+                value = BASIC.get(attr)
+                if value is None:
+                    records += struct.pack("<HB", attr, 0x86)     # unsupported attribute
+                else:
+                    records += struct.pack("<HBB", attr, 0, 0x42) + bytes([len(value)]) + value
+            frame = t.EmberApsFrame(
+                profileId=0x0104, clusterId=0x0000, sourceEndpoint=1,
+                destinationEndpoint=aps_frame.sourceEndpoint,
+                options=t.EmberApsOption.APS_OPTION_RETRY, groupId=0, sequence=0)
+            reply = bytes([0x18, zcl[1], 0x01]) + records
+            await ezsp._protocol.send_unicast(0x0000, frame, 1, reply)
+
+    server = asyncio.ensure_future(basic_server())
+    await app.permit(60)
+    params = t.EmberNetworkParameters(
+        extendedPanId=t.ExtendedPanId.convert(EXT_PAN), panId=PAN_ID, radioTxPower=8,
+        radioChannel=CHANNEL, joinMethod=t.EmberJoinMethod.USE_MAC_ASSOCIATION,
+        nwkManagerId=0, nwkUpdateId=0, channels=t.Channels.ALL_CHANNELS)
+    with ezsp.wait_for_stack_status(t.sl_Status.NETWORK_UP) as up:
+        (status,) = await ezsp.joinNetwork(nodeType=t.EmberNodeType.ROUTER, parameters=params)
+        assert t.sl_Status.from_ember_status(status) == t.sl_Status.OK
+        await asyncio.wait_for(up, 5)
+    device = await asyncio.wait_for(joined, 15)              # trustCenterJoinHandler + ZDO
+    return ezsp, device, executed, server
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 def test_two_ncps_join_and_exchange_aps_frames(host, version):
-    hub_ncp = VirtualNcp(HUB_EUI, host.medium, ezsp_version=version, seed=1)
-    ihd_ncp = VirtualNcp(IHD_EUI, host.medium, ezsp_version=version, seed=2)
-    hub_path, ihd_path = host.add(hub_ncp), host.add(ihd_ncp)
+    hub_path = host.add(VirtualNcp(HUB_EUI, host.medium, ezsp_version=version, seed=1))
+    ihd_path = host.add(VirtualNcp(IHD_EUI, host.medium, ezsp_version=version, seed=2))
 
     async def scenario():
         app = await start_hub(hub_path)
-        joined = asyncio.get_running_loop().create_future()
-
-        class Listener:
-            def device_initialized(self, device):
-                if device.ieee == zt.EUI64.convert(IHD_EUI) and not joined.done():
-                    joined.set_result(device)
-
-        app.add_listener(Listener())
-        ezsp = bellows.ezsp.EZSP({zc.CONF_DEVICE_PATH: ihd_path, "baudrate": 115200,
-                                  "flow_control": None})
-        await ezsp.connect(use_thread=False)
+        ezsp = server = None
         try:
-            assert ezsp.ezsp_version == version
-            (status,) = await ezsp.addEndpoint(
-                endpoint=1, profileId=0x0104, deviceId=0x0051, deviceVersion=0,
-                inputClusterCount=1, outputClusterCount=0, inputClusterList=[0x0000],
-                outputClusterList=[])
-            assert status == 0
-
-            requests = asyncio.Queue()
-
-            def on_callback(name, args):
-                if name == "incomingMessageHandler":
-                    aps_frame = next(a for a in args if isinstance(a, t.EmberApsFrame))
-                    if aps_frame.clusterId == 0x0000 and aps_frame.profileId == 0x0104:
-                        requests.put_nowait((aps_frame, bytes(args[-1])))
-
-            ezsp.add_callback(on_callback)
-            answered = []
-
-            async def basic_server():
-                """Answer Basic Read Attributes as the node's application would."""
-                while True:
-                    aps_frame, zcl = await requests.get()
-                    assert zcl[0] & 0x03 == 0 and zcl[2] == 0x00          # Read Attributes
-                    records = b""
-                    for (attr,) in struct.iter_unpack("<H", zcl[3:]):
-                        value = BASIC.get(attr)
-                        if value is None:
-                            records += struct.pack("<HB", attr, 0x86)     # unsupported
-                        else:
-                            records += (struct.pack("<HBB", attr, 0, 0x42)
-                                        + bytes([len(value)]) + value)
-                    frame = t.EmberApsFrame(
-                        profileId=0x0104, clusterId=0x0000, sourceEndpoint=1,
-                        destinationEndpoint=aps_frame.sourceEndpoint,
-                        options=t.EmberApsOption.APS_OPTION_RETRY, groupId=0, sequence=0)
-                    reply = bytes([0x18, zcl[1], 0x01]) + records
-                    status, _seq = await ezsp._protocol.send_unicast(0x0000, frame, 1, reply)
-                    assert t.sl_Status.from_ember_status(status) == t.sl_Status.OK
-                    answered.append(zcl)
-
-            server = asyncio.ensure_future(basic_server())
-            await app.permit(60)
-            params = t.EmberNetworkParameters(
-                extendedPanId=t.ExtendedPanId.convert(EXT_PAN), panId=PAN_ID,
-                radioTxPower=8, radioChannel=CHANNEL,
-                joinMethod=t.EmberJoinMethod.USE_MAC_ASSOCIATION, nwkManagerId=0,
-                nwkUpdateId=0, channels=t.Channels.ALL_CHANNELS)
-            with ezsp.wait_for_stack_status(t.sl_Status.NETWORK_UP) as up:
-                (status,) = await ezsp.joinNetwork(nodeType=t.EmberNodeType.ROUTER,
-                                                   parameters=params)
-                assert t.sl_Status.from_ember_status(status) == t.sl_Status.OK
-                await asyncio.wait_for(up, 5)
-
-            device = await asyncio.wait_for(joined, 15)      # trustCenterJoinHandler + ZDO
+            ezsp, device, executed, server = await join_ihd(app, ihd_path, version)
             assert device.nwk == (await ezsp.getNodeId())[0]
             assert 1 in device.endpoints and device.endpoints[1].profile_id == 0x0104
-
+            assert device.manufacturer == "smets-emu"         # read during the interview
             basic = device.endpoints[1].in_clusters[0x0000]
             success, failure = await asyncio.wait_for(
                 basic.read_attributes(["manufacturer", "model"], allow_cache=False), 10)
             assert success == {"manufacturer": "smets-emu", "model": "virtual-ihd"}
-            assert failure == {} and answered
-            assert device.manufacturer == "smets-emu"         # read during the interview
+            assert failure == {} and executed
             with host.lock:
-                fates = {r.fate for r in host.medium.records}
-                assert "delivered" in fates
-                assert any(r.band == "2.4" and r.channel == CHANNEL
+                assert any(r.band == "2.4" and r.channel == CHANNEL and r.fate == "delivered"
                            for r in host.medium.records)
         finally:
-            server.cancel()
-            await ezsp.disconnect()
+            if server is not None:
+                server.cancel()
+            if ezsp is not None:
+                await ezsp.disconnect()
             await app.shutdown()
 
     run(scenario())
+
+
+def test_reads_under_30_percent_loss_complete_or_fail_cleanly_never_twice(host):
+    hub_path = host.add(VirtualNcp(HUB_EUI, host.medium, ezsp_version=13, seed=1))
+    ihd_path = host.add(VirtualNcp(IHD_EUI, host.medium, ezsp_version=13, seed=2))
+
+    async def scenario():
+        app = await start_hub(hub_path)
+        ezsp = server = None
+        try:
+            ezsp, device, executed, server = await join_ihd(app, ihd_path, 13)
+            with host.lock:
+                host.medium.configure("2.4", loss=0.3)
+            executed.clear()
+            basic = device.endpoints[1].in_clusters[0x0000]
+            outcomes = []
+            for _ in range(6):
+                try:
+                    success, _failure = await asyncio.wait_for(
+                        basic.read_attributes(["model"], allow_cache=False), 8)
+                    outcomes.append(success.get("model"))
+                except (zigpy.exceptions.DeliveryError, asyncio.TimeoutError) as exc:
+                    outcomes.append(type(exc).__name__)
+            assert outcomes.count("virtual-ihd") >= 4              # MAC + APS retries
+            assert set(outcomes) <= {"virtual-ihd", "DeliveryError", "TimeoutError"}
+            # The NCP delivers no APS frame twice (its retries reuse the APS counter and
+            # the receiver drops duplicates). zigpy's own retries after a reply timeout are
+            # new APS frames carrying the same ZCL sequence number: the receiving
+            # application has to drop those itself.
+            aps_counters = [counter for counter, _zcl in executed]
+            assert len(aps_counters) == len(set(aps_counters))
+            with host.lock:
+                assert any(r.fate == "lost" for r in host.medium.records)
+        finally:
+            if server is not None:
+                server.cancel()
+            if ezsp is not None:
+                await ezsp.disconnect()
+            await app.shutdown()
+
+    run(scenario(), timeout=55)
 
 
 # --- the EZSP layer in simulated time (bellows' framing, no pty) -------------------------
