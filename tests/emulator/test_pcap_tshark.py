@@ -18,7 +18,7 @@ import pytest
 from emulator.ncp.medium import VirtualMedium
 from emulator.ncp.ncp import VirtualNcp
 from emulator.ncp.sim import Simulation
-from emulator.pcap import LINKTYPE_IEEE802_15_4_WITHFCS, write_pcap
+from emulator.pcap import LINKTYPE_IEEE802_15_4_WITHFCS, PcapWriter, write_pcap
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "gbcs" / "rtds-4.5.0"
 ECS52_RESPONSE = VECTORS / "11.2_ECS52" / "ECS52_11.2_ERROR_RESPONSE_GBCS.HEX"
@@ -59,8 +59,8 @@ def unicast(sim, host, nwk, cluster, zcl):
     assert host.callbacks_named("messageSentHandler")[-1]["status"] == 0
 
 
-def se_run(seed=5):
-    medium = VirtualMedium(seed=seed)
+def se_run(seed=5, sink=None):
+    medium = VirtualMedium(seed=seed, sink=sink)
     sim = Simulation(medium)
     hub = sim.host(VirtualNcp(bytes.fromhex("00124b0001020304"), medium, ezsp_version=13,
                               seed=1))
@@ -132,3 +132,17 @@ def test_tshark_dissects_se_metering_and_gbcs_tunnel(tmp_path):
     assert "Cluster: Tunneling (0x0704)" in out
     assert "Protocol ID: GB-HRGP (0x06)" in out
     assert "Message Code: ECS52 Read ESME/Comms Hub Firmware Version (0x0059)" in out
+
+
+def test_live_sink_writes_every_frame_as_it_goes_on_air(tmp_path):
+    path = tmp_path / "live.pcap"
+    with PcapWriter.open(path, epoch=1_700_000_000.0) as sink:
+        medium = se_run(sink=sink)
+        assert sink.count == len(medium.records)
+    data = path.read_bytes()
+    offset, sizes = 24, []
+    while offset < len(data):
+        length = struct.unpack_from("<IIII", data, offset)[2]
+        sizes.append(length)
+        offset += 16 + length
+    assert sizes == [len(r.psdu) for r in medium.records]
