@@ -18,7 +18,7 @@ import pytest
 
 from emulator import dcc as D
 from emulator.crypto import KeyStore
-from emulator.lab import ACB_EUI, ESME_EUI, SUPPLIER_EUIS, TRANSCOS_EUI, Lab
+from emulator.lab import ACB_EUI, ESME_EUI, GSME_EUI, SUPPLIER_EUIS, TRANSCOS_EUI, Lab
 from emulator.usecases import USE_CASE_BUILDERS, BuildContext, UseCaseError
 from firmware.gbcs import codes, envelope, security
 from firmware.gbcs import credentials as cs02
@@ -150,18 +150,18 @@ def test_malformed_parameters_and_payloads_are_refused():
 OLD, NEW = SUPPLIER_EUIS["A"], SUPPLIER_EUIS["B"]
 
 
-def _direct_command(lab, use_case, originator, signer, counter, params):
+def _direct_command(lab, use_case, originator, signer, counter, params, target=ESME_EUI):
     """A command put on the WAN by `originator` itself (not through the DCC): built, signed
     with `signer` (critical) and MAC'd with the ACB's key, as the DCC would have."""
     builder = USE_CASE_BUILDERS[use_case]
-    ctx = BuildContext(counter, originator, ESME_EUI, now=lab.now, crypto=lab.crypto)
-    message = GbcsMessage(CRA_COMMAND, counter, originator, ESME_EUI, builder.message_code,
+    ctx = BuildContext(counter, originator, target, now=lab.now, crypto=lab.crypto)
+    message = GbcsMessage(CRA_COMMAND, counter, originator, target, builder.message_code,
                           builder.build(params, ctx))
     if builder.critical:
         security.sign(lab.crypto, signer, message)
     acb_ka = lab.pki.organisations[ACB_EUI]["ka"].private_key
     security.protect_mac(lab.crypto, lab.crypto.ecdh(
-        acb_ka, lab.pki.devices[ESME_EUI]["ka"].public_xy), message)
+        acb_ka, lab.pki.devices[target]["ka"].public_xy), message)
     return message.encode()
 
 
@@ -244,3 +244,36 @@ def test_future_dated_change_of_supplier_runs_when_due_and_alerts():
         assert lab.esme_security.anchors.get(codes.ROLE_SUPPLIER).eui == NEW
         assert lab.esme_gbcs.credentials_due(when + 10) == []          # ran once
     asyncio.run(scenario())
+
+
+def test_the_gsme_takes_a_change_of_supplier_and_refuses_the_old_supplier_after():
+    """The GSME's GBCS port runs CS02b too (here straight into the port, as the GPF hands
+    it over at the GSME's wake): B's credentials replace A's; a second CS02b from the old
+    supplier A is refused with 0x8F30 (GBZ alert) and changes nothing."""
+    lab = Lab(seed=6, wan="direct", record=False)
+    org = lab.pki.organisations
+    gsme = lab.gsme
+    params = {"ds_certificate": org[NEW]["ds"], "ka_certificate": org[NEW]["ka"],
+              "pp_ka_certificate": org[NEW]["pp-ka"],
+              "path_certificates": [lab.pki.organisation_ca]}
+    data = _direct_command(lab, "CS02bSupplierByTransCoS", TRANSCOS_EUI,
+                           org[TRANSCOS_EUI]["ds"].private_key, 0x9100, params, GSME_EUI)
+    answers = [envelope.parse(a) for a in gsme.receive_gbcs(data, lab.now)]
+    assert len(answers) == 1 and answers[0].recipient == TRANSCOS_EUI
+    assert security.verify_signature(lab.crypto, lab.pki.devices[GSME_EUI]["ds"].public_xy,
+                                     answers[0])
+    fields = USE_CASE_BUILDERS["CS02bSupplierByTransCoS"].read_response(answers[0].payload,
+                                                                        None)
+    assert fields["ok"] and len(fields["outcome"]["outcomes"]) == 3
+    assert lab.gsme_security.anchors.get(codes.ROLE_SUPPLIER).eui == NEW
+
+    before = dict(lab.gsme_security.state())
+    stale = _direct_command(lab, "CS02bSupplierBySupplier", OLD,
+                            org[OLD]["ds"].private_key, 0x9200, params, GSME_EUI)
+    alerts = [envelope.parse(a) for a in gsme.receive_gbcs(stale, lab.now)]
+    assert len(alerts) == 1 and alerts[0].cra_flag == CRA_ALERT
+    from firmware.gbcs import gbz
+    assert gbz.decode(alerts[0].payload).alert_code == codes.ALERT_SOURCE_NOT_AUTHORISED
+    after = dict(lab.gsme_security.state())
+    del before["alert_counter"], after["alert_counter"]
+    assert after == before
