@@ -283,7 +283,8 @@ class DuisRequest:
         self.body = _normalise(body or {}) or {}
         self.key_info = None            # (issuer, serial) of the signer, after from_xml
         self.xml = None                 # the document it was read from, after from_xml
-        self.root = None                # and its parsed root element
+        self.root = None                # and its parsed root element (parsed when asked)
+        self._signed = None             # (digest text, signature value) when known unparsed
 
     def __eq__(self, other):
         return isinstance(other, DuisRequest) and self._fields() == other._fields()
@@ -292,6 +293,8 @@ class DuisRequest:
         return "DuisRequest(%s, CV%d, SRV %s, %s)" % (
             self.request_id, self.command_variant, self.service_reference_variant,
             self.body_name)
+
+    root = property(lambda self: _lazy_root(self), lambda self, root: _set_root(self, root))
 
     def _fields(self):  # what a request says (not where it was read from)
         return (self.request_id, self.command_variant, self.service_reference,
@@ -322,7 +325,7 @@ class DuisRequest:
         """UTF-8 XML, signed when a signer is given; compact unless `pretty` (indented,
         as the DUIS templates are written; the signature covers the whitespace)."""
         if signer is not None and not pretty:
-            return signer.sign_canonical(self.canonical_text())
+            return _remember(self, signer, *signer.sign_parts(self.canonical_text()))
         return _document(self.element(), signer, pretty)
 
     def canonical_text(self) -> str:
@@ -341,6 +344,9 @@ class DuisRequest:
 
     @classmethod
     def from_xml(cls, xml) -> "DuisRequest":
+        known = _recalled(cls, xml)
+        if known is not None:
+            return known
         root = _parse(xml)
         if root.tag != _q("Request"):
             raise DuisError("root element is %s, not sr:Request" % root.tag, "Request")
@@ -405,6 +411,9 @@ class DuisResponse:
         self.key_info = None
         self.xml = None
         self.root = None
+        self._signed = None
+
+    root = property(lambda self: _lazy_root(self), lambda self, root: _set_root(self, root))
 
     @property
     def ok(self):
@@ -448,7 +457,7 @@ class DuisResponse:
         """UTF-8 XML, signed when a signer is given; compact unless `pretty` (indented,
         as the DUIS templates are written; the signature covers the whitespace)."""
         if signer is not None and not pretty:
-            return signer.sign_canonical(self.canonical_text())
+            return _remember(self, signer, *signer.sign_parts(self.canonical_text()))
         return _document(self.element(), signer, pretty)
 
     def canonical_text(self) -> str:
@@ -484,6 +493,9 @@ class DuisResponse:
 
     @classmethod
     def from_xml(cls, xml) -> "DuisResponse":
+        known = _recalled(cls, xml)
+        if known is not None:
+            return known
         root = _parse(xml)
         if root.tag != _q("Response"):
             raise DuisError("root element is %s, not sr:Response" % root.tag, "Response")
@@ -528,7 +540,7 @@ class DuisResponse:
 
 
 def vars_of(response):
-    return {k: v for k, v in vars(response).items() if k not in ("key_info", "xml", "root")}
+    return {k: v for k, v in vars(response).items() if k not in ("key_info", "xml", "root", "_root", "_signed")}
 
 
 # -- XMLDSig-shaped signature ------------------------------------------------------------
@@ -570,13 +582,117 @@ class XmlSigner:
 
     def sign_canonical(self, document: str) -> bytes:
         """The compact signed document from the canonical text of the unsigned one."""
+        return self.sign_parts(document)[0]
+
+    def sign_parts(self, document: str):
+        """(signed document, DigestValue text, SignatureValue text) of `sign_canonical`."""
         digest = base64_text(_CRYPTO.sha256(document.encode("utf-8")))
         signed_info = digest.join(self._signed_info)
         value = base64_text(_CRYPTO.ecdsa_sign(self.private_key, signed_info.encode("utf-8")))
         before, between, after = self._signature
         close = document.rindex("</")
         return (_DECLARATION + document[:close] + before + digest + between + value + after
-                + document[close:]).encode("utf-8")
+                + document[close:]).encode("utf-8"), digest, value
+
+
+# -- documents this process signed, read back without parsing ------------------------------
+# Parsing is a function of the bytes: when the bytes received are exactly a document signed
+# here a moment ago, what `from_xml` would read from them is the object they were written
+# from. Only objects whose every field reads back unchanged are remembered (`_reads_back`);
+# the signature is still checked on the bytes received (`verify`, `_as_signed`), and a
+# single byte of difference is a miss: parsed and canonicalised in full.
+_RECENT = {}                     # signed bytes -> (class, fields, key_info, digest, value)
+_RECENT_MAX = 64
+
+
+def _remember(document, signer, xml, digest, value):
+    fields = _read_back_fields(document, signer)
+    if fields is not None:
+        if len(_RECENT) >= _RECENT_MAX:
+            del _RECENT[next(iter(_RECENT))]
+        _RECENT[xml] = (type(document), fields, signer.key_info, digest, value)
+    return xml
+
+
+def _recalled(cls, xml):
+    if not isinstance(xml, (bytes, bytearray)):
+        return None
+    known = _RECENT.get(bytes(xml))
+    if known is None or known[0] is not cls:
+        return None
+    _, fields, key_info, digest, value = known
+    if cls is DuisRequest:
+        document = DuisRequest(*fields[:5], body=_copy_params(fields[5]))
+    else:
+        document = DuisResponse(*fields[0], **fields[1])
+    document.key_info = key_info
+    document.xml = bytes(xml)
+    document._signed = (digest, value)
+    return document
+
+
+def _read_back_fields(document, signer):
+    """The constructor arguments that `from_xml` would give back, or None when some field
+    would not read back as it is (surrounding whitespace, CR, text XML cannot carry, a
+    shape the reader does not return)."""
+    issuer = signer.key_info[0]
+    if not _reads_back(issuer):
+        return None
+    if isinstance(document, DuisRequest):
+        fields = (document.request_id, document.command_variant, document.service_reference,
+                  document.service_reference_variant, document.body_name)
+        if not (all(_reads_back(f) for f in fields[2:]) and isinstance(document.body, dict)
+                and _params_read_back(document.body)):
+            return None
+        return fields + (_copy_params(document.body),)
+    if (document.kind != RESPONSE_MESSAGE or document.alert_code is not None
+            or document.dcc_alert_code is not None or document.dcc_alert is not None
+            or (document.gbcs_payload is not None and document.pre_command is not None)
+            or not all(_reads_back(f) for f in (
+                document.response_code, document.response_date_time,
+                document.service_reference, document.service_reference_variant))
+            or (document.pre_command is not None and not _reads_back(document.gbcs_version))):
+        return None
+    return (document.response_code, document.response_date_time), {
+        "request_id": document.request_id, "response_id": document.response_id,
+        "service_reference": document.service_reference,
+        "service_reference_variant": document.service_reference_variant,
+        "gbcs_payload": document.gbcs_payload, "pre_command": document.pre_command,
+        "gbcs_version": document.gbcs_version}
+
+
+def _reads_back(text):
+    return (isinstance(text, str) and text == text.strip() and "\r" not in text
+            and not _NOT_XML_CHARACTER.search(text))
+
+
+def _params_read_back(params):
+    for value in params.values():
+        for one in (value if isinstance(value, list) else [value]):
+            if isinstance(one, dict):
+                if not _params_read_back(one):
+                    return False
+            elif not _reads_back(one):
+                return False
+    return True
+
+
+def _copy_params(params):
+    if isinstance(params, dict):
+        return {k: _copy_params(v) for k, v in params.items()}
+    if isinstance(params, list):
+        return [_copy_params(v) for v in params]
+    return params
+
+
+def _lazy_root(document):
+    if document._root is None and document.xml is not None:
+        document._root = _parse(document.xml)
+    return document._root
+
+
+def _set_root(document, root):
+    document._root = root
 
 
 def issuer_serial(certificate: x509.Certificate):
@@ -591,6 +707,8 @@ def verify(document, public_key_xy: bytes) -> None:
     if isinstance(document, ET.Element):
         root = document
     elif isinstance(document, (DuisRequest, DuisResponse)):
+        if document._signed is not None and _verify_recalled(document, public_key_xy):
+            return
         root, raw = document.root, document.xml
         if root is None:
             raise DuisError("not read from XML: nothing to verify", "Signature")
@@ -620,6 +738,18 @@ def verify(document, public_key_xy: bytes) -> None:
     if as_signed is None or digest != _CRYPTO.sha256(as_signed[0]):
         if digest != _CRYPTO.sha256(canonical(root, skip=signature)):
             raise DuisError("digest does not match the document", "DigestValue")
+
+
+def _verify_recalled(document, public_key_xy):
+    """True when a document `from_xml` recalled (bytes signed here, not parsed) verifies on
+    the bytes received; False sends it through the parsed path (which raises)."""
+    digest_text, value_text = document._signed
+    as_signed = _as_signed(document.xml, digest_text)
+    if as_signed is None:
+        return False
+    value = base64_bytes(value_text, "SignatureValue")
+    return (_CRYPTO.ecdsa_verify(public_key_xy, as_signed[1], value)
+            and _CRYPTO.sha256(as_signed[0]) == base64_bytes(digest_text, "DigestValue"))
 
 
 _SIGNATURE_START = ('<ds:Signature xmlns:ds="%s">' % DS_NS).encode("ascii")
