@@ -379,7 +379,10 @@ def print_demo(console, lab, steps, keystore_out):
         for column in ("hop", "layer", "bytes", "verified"):
             hops.add_column(column, justify="right" if column == "bytes" else "left")
         for hop in step.outcome.hops:
-            hops.add_row(escape(hop.name), hop.layer, str(len(hop.data)), _check_text(hop.checks))
+            text = _check_text(hop.checks)
+            if hop.note:
+                text += "%s[dim]%s[/]" % (", " if text else "", escape(hop.note))
+            hops.add_row(escape(hop.name), hop.layer, str(len(hop.data)), text)
         console.print(hops)
         for what, passed, detail in step.expectations:
             console.print("  %s %s%s" % ("[green]✓[/]" if passed else "[bold red]✗[/]",

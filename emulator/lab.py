@@ -198,6 +198,7 @@ class Lab:
         self.hops = []
         self.step = ""
         self._han_seen = 0
+        self._reassemblers = {}          # (source, destination) -> tunnel.Reassembler
         self._issue_credentials()
         self._build_premise()
         self._build_dcc()
@@ -393,18 +394,40 @@ class Lab:
         return up + more
 
     def _record_han(self):
+        """HAN frames since the last look, as hops. A GBCS message longer than the
+        maximum transfer size crosses in several segments (firmware/han/tunnel.py): each
+        is a hop, and the message is checked on the segment that completes it."""
         if not self.record:
             self._han_seen = len(self.han.log)
             return
         for record in self.han.log[self._han_seen:]:
             source = DEVICE_NAMES.get(record.source, record.source.hex().upper())
             destination = DEVICE_NAMES.get(record.destination, record.destination.hex().upper())
-            inner = _tunnel_payload(record.delivered if record.delivered is not None
-                                    else record.data)
+            delivered = record.delivered if record.delivered is not None else record.data
+            inner, note = self._han_message(record.source, record.destination, delivered)
             direction = "down" if record.source == HUB_EUI else "up"
+            if record.fate != "delivered":
+                note = record.fate
             self._hop("%s → %s" % (source, destination), direction, "han", record.data, inner,
-                      note="" if record.fate == "delivered" else record.fate)
+                      note=note)
         self._han_seen = len(self.han.log)
+
+    def _han_message(self, source, destination, frame):
+        """(the GBCS message this frame completes or None, a note), per link direction."""
+        reassembler = self._reassemblers.get((source, destination))
+        if reassembler is None:
+            reassembler = self._reassemblers[(source, destination)] = tunnel.Reassembler()
+        try:
+            got = reassembler.feed(frame, self.now)
+        except tunnel.TunnelError as e:
+            return None, "tunnel: %s" % e
+        if got is None:
+            return None, "segment"
+        kind, _, payload = got
+        if kind == tunnel.PUT or (kind == tunnel.GET_RESPONSE and payload):
+            return payload, ""
+        return None, {tunnel.GET: "GET (poll)", tunnel.GET_RESPONSE: "GET-RESPONSE (nothing queued)"
+                      }.get(kind, "")
 
     def _hop(self, name, direction, layer, data, gbcs=None, checks=None, note=""):
         if not self.record:
@@ -494,14 +517,6 @@ class Lab:
 
 def _discard(_):
     return None
-
-
-def _tunnel_payload(frame):
-    try:
-        kind, _, payload = tunnel.decode(frame)
-    except tunnel.TunnelError:
-        return None
-    return payload if kind == tunnel.PUT else None
 
 
 def _dcc_reason(dcc, request):

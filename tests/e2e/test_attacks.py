@@ -17,7 +17,7 @@ from emulator.dcc import alert_code
 from emulator.lab import ACB_EUI, ESME_EUI, SUPPLIER_EUIS, TRANSCOS_EUI, Lab
 from emulator.usecases import USE_CASE_BUILDERS, BuildContext
 from firmware.cosem.disconnect import DISCONNECTED
-from firmware.gbcs import codes, credentials, envelope, security
+from firmware.gbcs import codes, envelope, security
 from firmware.gbcs.envelope import CRA_ALERT, CRA_RESPONSE
 
 SUPPLIER_A = SUPPLIER_EUIS["A"]
@@ -190,41 +190,15 @@ def test_replayed_utrn_is_refused_by_the_esme_with_the_duplicate_alert(attack):
     assert after["esme"]["supply"] == before["esme"]["supply"]
 
 
-def _change_of_supplier_payload(lab, counter):
-    org = lab.pki.organisations[SUPPLIER_B]
-    cells = [(org["ds"], credentials.CellId(codes.ROLE_SUPPLIER,
-                                            codes.KEY_USAGE_DIGITAL_SIGNATURE)),
-             (org["ka"], credentials.CellId(codes.ROLE_SUPPLIER, codes.KEY_USAGE_KEY_AGREEMENT)),
-             (org["pp-ka"], credentials.CellId(codes.ROLE_SUPPLIER, codes.KEY_USAGE_KEY_AGREEMENT,
-                                               codes.CELL_PREPAYMENT))]
-    control = credentials.Control(7, counter, authorising_cell=credentials.CellId(
-        codes.ROLE_TRANSITIONAL_COS, codes.KEY_USAGE_DIGITAL_SIGNATURE))
-    from emulator.lab import _der
-    return credentials.encode_command(credentials.UpdateCommand(
-        control, [credentials.Replacement(_der(c.certificate), cell) for c, cell in cells],
-        [_der(lab.pki.organisation_ca.certificate)]))
-
-
 def _change_supplier(attack):
-    """Supplier A -> B on the ESME: SRV 6.23 through the DCC when the CS02b builder is in
-    the tree, else the CS02b command the DCC's Transitional CoS party sends, on the WAN.
-    Returns the ESME's answers (None on the DUIS path)."""
+    """Supplier A -> B on the ESME: SRV 6.23 from B through the DCC, whose Transitional CoS
+    party signs the CS02b command (emulator/usecases/credentials.py)."""
     lab = attack.lab
     lab.routing.register_change_of_supplier(ESME_EUI, SUPPLIER_B)
-    if "CS02bSupplierByTransCoS" in USE_CASE_BUILDERS:
-        assert run(lab.run("B", lambda h: h.change_of_supplier(ESME_EUI), "6.23")).ok
-        return None
-    counter = 0x6000
-    device = lab.pki.devices[ESME_EUI]
-    message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, TRANSCOS_EUI, ESME_EUI,
-                                   codes.CS02B_SUPPLIER_BY_TRANSCOS,
-                                   _change_of_supplier_payload(lab, counter))
-    security.sign(lab.crypto, attack.org(TRANSCOS_EUI).private_key, message)
-    security.protect_mac(lab.crypto, lab.crypto.ecdh(attack.org(ACB_EUI, "ka").private_key,
-                                                     device["ka"].public_xy), message)
-    answers = lab.inject(message.encode(), "Transitional CoS → hub")
-    lab.routing.complete_change_of_supplier(ESME_EUI)
-    return answers
+    outcome = run(lab.run("B", lambda h: h.change_of_supplier(ESME_EUI), "6.23"))
+    assert outcome.ok, outcome.checks
+    cs02b = envelope.parse(outcome.hops[1].gbcs)
+    assert cs02b.originator == TRANSCOS_EUI and cs02b.signature is not None
 
 
 def test_the_old_supplier_is_refused_by_the_dcc_after_change_of_supplier(attack):
@@ -240,14 +214,7 @@ def test_the_old_supplier_is_refused_by_the_dcc_after_change_of_supplier(attack)
 
 def test_the_old_supplier_is_refused_by_the_esme_after_change_of_supplier(attack):
     lab = attack.lab
-    answers = _change_supplier(attack)
-    if answers is not None:
-        reply = envelope.parse(answers[0])
-        if reply.cra_flag == CRA_ALERT and alert_code(reply) == codes.ALERT_INTEGRITY_CHECK_FAILED:
-            pytest.xfail("EsmeGbcs answers CS02b with 0x8F1E: its port does not hand ASN.1 "
-                         "credentials updates to DeviceSecurity.update_credentials yet")
-        assert reply.cra_flag == CRA_RESPONSE and reply.recipient == TRANSCOS_EUI
-        assert credentials.parse_response(reply.payload).outcomes[0].status == 0
+    _change_supplier(attack)
     assert lab.esme_security.anchors.get(codes.ROLE_SUPPLIER).eui == SUPPLIER_B
     # A's signature no longer matches any supplier anchor: refused, nothing changes
     _refused_by_device(attack, attack.command("ECS42"), codes.ALERT_SOURCE_NOT_AUTHORISED)
