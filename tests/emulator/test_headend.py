@@ -158,12 +158,16 @@ def test_han_device_log_request_is_shaped_for_the_hub():
     he.add_device(hub, codes.CHF, public(ESME, "ds"), public(ESME, "ka"))
     lab.routing.add(hub, codes.CHF, hub, SUPPLIER_A, public(ESME, "ds"), public(ESME, "ka"))
     result = run(he.update_han_device_log(hub, GSME, bytes(range(16))))
-    # CCS01 is the hub's use case; whether this tree builds it or not, the DCC routed it
-    # past every check to the use case (E11 only for a missing builder)
-    assert result.code in ("I0", "E11", "E21")
+    # The DCC passes every check, builds CCS01 and sends it to the hub; this setup has no
+    # hub on the WAN, so the request ends as "no response from the device" (E21).
+    assert result.code == "E21"
+    sent = [e for e in lab.dcc.events if e.kind == "sent"]
+    assert sent and sent[-1].detail["hub"] == hub.hex()
+    message = parse(bytes.fromhex(sent[-1].detail["gbcs"]))
+    assert message.message_code == codes.CCS01
+    assert message.recipient == hub
     refused = [e for e in lab.dcc.events if e.kind == "refused"]
-    assert all(e.detail["reason"] == "not_served" and "CCS01" in e.detail["detail"]
-               for e in refused)
+    assert [e.detail["reason"] for e in refused] == ["no_response"]
     with pytest.raises(HeadEndError):
         run(he.update_han_device_log(ESME, GSME, b""))    # 8.11 goes to a hub only
 
