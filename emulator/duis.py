@@ -139,7 +139,11 @@ class RequestId:
         self.counter = counter
 
     def __str__(self):
-        return "%s:%s:%d" % (eui_text(self.originator), eui_text(self.target), self.counter)
+        key = (self.originator, self.target, self.counter)
+        if getattr(self, "_text", (None,))[0] != key:
+            self._text = (key, "%s:%s:%d" % (eui_text(self.originator), eui_text(self.target),
+                                             self.counter))
+        return self._text[1]
 
     def __repr__(self):
         return "RequestId(%s)" % self
@@ -250,8 +254,13 @@ def base64_bytes(text, where="base64") -> bytes:
 
 def date_time_text(seconds: int) -> str:
     """xs:dateTime in UTC from integer seconds since 1970 (simulated time)."""
-    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if _LAST_DATE_TIME[0] != seconds:           # every response stamps the same moment
+        moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+        _LAST_DATE_TIME[:] = [seconds, moment.strftime("%Y-%m-%dT%H:%M:%SZ")]
+    return _LAST_DATE_TIME[1]
+
+
+_LAST_DATE_TIME = [None, ""]
 
 
 def parse_date_time(text, where="dateTime") -> int:
