@@ -170,9 +170,19 @@ class ECS21a(_ProtectedRead):
         days = []
         for row in value[1][1]:
             items = row[1]
-            days.append({"time": _unix(items[0][1]), "total": items[1][1],
-                         "tou": [v[1] for v in items[2][1]],
-                         "blocks": [[v[1] for v in block[1]] for block in items[3:]]})
+            day = {"time": _unix(items[0][1]), "total": items[1][1]}
+            if items[2][0] != axdr.ARRAY:
+                # twin element (RTDS 4.6.1 TWIN): secondary total after the primary total,
+                # and the secondary TOU registers after the primary TOU array
+                day["secondary_total"] = items[2][1]
+                day["tou"] = [v[1] for v in items[3][1]]
+                day["secondary_tou"] = [v[1] for v in items[4][1]]
+                blocks = items[5:]
+            else:
+                day["tou"] = [v[1] for v in items[2][1]]
+                blocks = items[3:]
+            day["blocks"] = [[v[1] for v in block[1]] for block in blocks]
+            days.append(day)
         return {"days": days}
 
 
