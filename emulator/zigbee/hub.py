@@ -694,6 +694,16 @@ class OrderedSender:
             except Exception as e:        # a lost frame is the HAN's loss, not fatal
                 self.failures += 1
                 LOGGER.debug("packet not sent: %r", e)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self, timeout=5.0):
+        """Wait until everything put so far was sent (or failed)."""
+        if self._queue is not None:
+            try:
+                await asyncio.wait_for(self._queue.join(), timeout)
+            except asyncio.TimeoutError:
+                pass
 
     def close(self):
         if self._task is not None:

@@ -61,6 +61,7 @@ class HanRig:
         self._reports = None
 
     async def start(self, permit=254):
+        _quiet_closed_ash_tasks(asyncio.get_running_loop())
         await asyncio.wait_for(self.app.startup(auto_form=True), self.start_timeout)
         if self.band == "868":
             try:
@@ -93,10 +94,31 @@ class HanRig:
     async def stop(self):
         if self._reports is not None:
             self._reports.cancel()
+        await self.app.sender.drain()
+        for node in self.nodes.values():
+            await node.client.sender.drain()
         for node in self.nodes.values():
             node.client.close()
             await node.shutdown()
         await self.app.shutdown()
+
+
+def _quiet_closed_ash_tasks(loop):
+    """bellows leaves the task that sends an ASH DATA frame unawaited when the port closes
+    under it (`AshProtocol._send_data_frame` -> "Connection has been closed"), and asyncio
+    then logs it as never retrieved. That one message is expected at shutdown and dropped;
+    everything else goes to the default handler."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop, context):
+        error = context.get("exception")
+        if isinstance(error, RuntimeError) and str(error) == "Connection has been closed":
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+    loop.set_exception_handler(handler)
 
 
 async def _retry(action, attempts=3):
