@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography import x509
 
 CURVE = ec.SECP256R1()
+SHARED_SECRET_CACHE = 4096
 
 
 def public_xy(public_key: ec.EllipticCurvePublicKey) -> bytes:
@@ -44,18 +45,23 @@ class HostCrypto:
     def __init__(self):
         # The static-static ECDH secret between two parties never changes: cache it
         # (the dominant cost of a MAC'd message otherwise).
-        # Keyed by the private scalar, not id(): a freed key object's id is reused.
-        self._shared_secrets: dict[tuple[int, bytes], bytes] = {}
+        # Keyed by id() of the key object, and the entry holds the object itself: while it
+        # is cached the id cannot be reused by another key. Bounded, oldest out first.
+        self._shared_secrets: dict[tuple[int, bytes], tuple[object, bytes]] = {}
+        self._aes: dict[bytes, AESGCM] = {}
 
     def sha256(self, data: bytes) -> bytes:
         return hashlib.sha256(data).digest()
 
     def ecdh(self, private_key: ec.EllipticCurvePrivateKey, peer_xy: bytes) -> bytes:
-        cache_key = (private_key.private_numbers().private_value, bytes(peer_xy))
-        secret = self._shared_secrets.get(cache_key)
-        if secret is None:
-            secret = private_key.exchange(ec.ECDH(), _public_key(bytes(peer_xy)))
-            self._shared_secrets[cache_key] = secret
+        cache_key = (id(private_key), bytes(peer_xy))
+        entry = self._shared_secrets.get(cache_key)
+        if entry is not None and entry[0] is private_key:
+            return entry[1]
+        secret = private_key.exchange(ec.ECDH(), _public_key(bytes(peer_xy)))
+        if len(self._shared_secrets) >= SHARED_SECRET_CACHE:
+            del self._shared_secrets[next(iter(self._shared_secrets))]
+        self._shared_secrets[cache_key] = (private_key, secret)
         return secret
 
     def ecdsa_sign(self, private_key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
@@ -74,13 +80,19 @@ class HostCrypto:
         return True
 
     def gmac(self, key: bytes, iv: bytes, aad: bytes) -> bytes:
-        encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
-        encryptor.authenticate_additional_data(aad)
-        encryptor.finalize()
-        return encryptor.tag
+        """GCM over no plaintext: the 16-byte tag (AESGCM returns just the tag)."""
+        return self._aead(key).encrypt(iv, b"", aad)
+
+    def _aead(self, key: bytes) -> AESGCM:
+        aead = self._aes.get(key)
+        if aead is None:
+            if len(self._aes) >= SHARED_SECRET_CACHE:
+                del self._aes[next(iter(self._aes))]
+            aead = self._aes[key] = AESGCM(key)
+        return aead
 
     def gcm_encrypt(self, key: bytes, iv: bytes, plaintext: bytes, aad: bytes):
-        sealed = AESGCM(key).encrypt(iv, plaintext, aad)
+        sealed = self._aead(key).encrypt(iv, plaintext, aad)
         return sealed[:-16], sealed[-16:]
 
     def gcm_decrypt(self, key: bytes, iv: bytes, ciphertext: bytes, aad: bytes, tag: bytes) -> bytes:
