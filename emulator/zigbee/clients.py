@@ -27,7 +27,7 @@ from zigpy.zcl import foundation
 
 from emulator.zigbee import clusters as C
 from emulator.zigbee.hub import (HUB_NWK, S2C, SE_ENDPOINT, SE_PROFILE, BellowsApplication,
-                                 OrderedSender)
+                                 OrderedSender, USE_THREAD)
 from emulator.zigbee.tunnel import TunnelStream
 from firmware.han import tunnel as T
 
@@ -391,6 +391,7 @@ def node_config(path, client_class, endpoint=CLIENT_ENDPOINT, baudrate=115200) -
     return {
         conf.CONF_DEVICE: {conf.CONF_DEVICE_PATH: path, conf.CONF_DEVICE_BAUDRATE: baudrate},
         conf.CONF_DATABASE: None,
+        USE_THREAD: False,
         conf.CONF_ADDITIONAL_ENDPOINTS: [{
             "endpoint": endpoint, "profile": SE_PROFILE,
             "device_type": client_class.device_type, "device_version": 0,

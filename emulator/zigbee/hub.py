@@ -54,6 +54,9 @@ TIME_STATUS_MASTER_SUPERSEDING = 0x09
 PHYSICAL_ENVIRONMENT = 0x01       # GBCS 10.2.2: what a GB HAN device looks for on the hub
 DEVICE_ID_ESI = 0x0500            # ZSE 1.4 5.7: Energy Service Interface
 DEVICE_ID_METER = 0x0501          # ZSE 1.4 5.7: Metering device (the GPF's mirror)
+# bellows runs its serial protocol in a thread of its own by default; in ours, its tasks
+# and timing share the loop the hub's sends and the lab's requests run on
+USE_THREAD = "use_thread"         # bellows.config.CONF_USE_THREAD
 TX_OPTIONS = t.TransmitOptions.ACK | t.TransmitOptions.APS_Encryption
 Status = foundation.Status
 S2C = foundation.Direction.Server_to_Client
@@ -722,6 +725,7 @@ def hub_config(path, server: HubSeServer | None = None, channel=None, baudrate=1
     config = {
         conf.CONF_DEVICE: {conf.CONF_DEVICE_PATH: path, conf.CONF_DEVICE_BAUDRATE: baudrate},
         conf.CONF_DATABASE: database,
+        USE_THREAD: False,        # the serial protocol on our event loop, not bellows' thread
         conf.CONF_ADDITIONAL_ENDPOINTS: [
             {"endpoint": d.endpoint, "profile": d.profile, "device_type": d.device_type,
              "device_version": d.device_version, "input_clusters": list(d.input_clusters),
