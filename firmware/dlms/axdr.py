@@ -543,6 +543,9 @@ def _octets_decoder(size):
     return decoder
 
 
+_FAST_PATH_MIN_ROWS = 8
+
+
 def _dec_list(buf, pos, end, depth):
     if depth >= MAX_DEPTH:
         raise AxdrError(pos - 1, "nesting deeper than %d" % MAX_DEPTH)
@@ -554,7 +557,10 @@ def _dec_list(buf, pos, end, depth):
     if count > end - pos:
         raise AxdrError(pos, "%d elements cannot fit in %d bytes" % (count, end - pos))
     depth += 1
-    if count > 1 and depth < MAX_DEPTH and pos < end and buf[pos] == STRUCTURE:
+    # The row fast paths pay for their set-up only on long arrays (profile buffers);
+    # GBCS payloads are full of short lists of structures that would only thrash them.
+    long_array = count >= _FAST_PATH_MIN_ROWS
+    if long_array and depth < MAX_DEPTH and pos < end and buf[pos] == STRUCTURE:
         rows = _uniform_rows(buf, pos, end, count)
         if rows is not None:
             return rows
@@ -562,7 +568,7 @@ def _dec_list(buf, pos, end, depth):
     append = items.append
     fixed_types = _FIXED_BY_TAG
     row = None  # layout of the first structure element, tried on the following ones
-    tried = False
+    tried = not long_array
     # Inline fast paths for fixed-size values, short octet-strings and nested
     # structures (a profile buffer); anything else, and every error, via _decode.
     for _ in range(count):
