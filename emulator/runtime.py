@@ -11,6 +11,11 @@ one it feeds:
     await runtime.close(conn_id)
     await runtime.stop()
 
+With `gbcs_credentials` (`gbcs_credentials(pki, eui, anchors)`: the ESME's keys and trust
+anchors from a `TestSmki`) the core's ESME also has its GBCS port:
+
+    messages = await runtime.receive_gbcs(command)   # responses and alerts, each bytes
+
 With MicroPython the host only moves bytes: `firmware/board/stdio_main.py` runs the
 core in a child process and this module speaks that module's pipe protocol to it.
 A command the core rejects raises `CoreError`; a runtime that cannot start, stops
@@ -34,6 +39,10 @@ log = logging.getLogger("smets_emu.runtime")
 
 REPO_ROOT = pathlib.Path(firmware.__file__).resolve().parent.parent
 CORES = ("meter", "loopback")
+# The heap of a core with GBCS: the unix port compiles the GBCS and P-256 code from .py
+# onto it, beside the DLMS core (tests/emulator/test_board_crypto_micropython.py runs the
+# GBCS part alone on 1M; 2M leaves the meter and its rings room).
+GBCS_HEAPSIZE = "2M"
 
 
 class CoreError(Exception):
@@ -44,16 +53,34 @@ class RuntimeFailure(Exception):
     """The runtime could not start, stopped answering, or died."""
 
 
-def _build_core(core, profile, now, seed, state_dir, save_period):
+def gbcs_credentials(pki, eui, anchors):
+    """The JSON a core's `enable_gbcs` takes (stdio_main's --gbcs file): device `eui`'s DS
+    and KA private scalars from `pki` (an `emulator.smki.TestSmki`) and its `anchors`
+    (a `TrustAnchors`)."""
+    device = pki.devices[bytes(eui)]
+    return {"eui": bytes(eui).hex(), "ds": _scalar_hex(device["ds"]),
+            "ka": _scalar_hex(device["ka"]), "anchors": anchors.state()}
+
+
+def _scalar_hex(credential):
+    return "%064x" % credential.private_key.private_numbers().private_value
+
+
+def _build_core(core, profile, now, seed, state_dir, save_period, gbcs_credentials=None):
     if core == "loopback":
+        if gbcs_credentials:
+            raise ValueError("GBCS needs the meter core")
         from firmware.board.loopback import LoopbackCore
         return LoopbackCore(now)
     if core != "meter":
         raise ValueError("unknown core %r (expected one of %s)" % (core, ", ".join(CORES)))
     from firmware.board.meter import DEFAULT_SAVE_PERIOD, MeterCore
-    return MeterCore(profile, now, seed=seed,
-                     state_dir=str(state_dir) if state_dir else None,
-                     save_period=DEFAULT_SAVE_PERIOD if save_period is None else save_period)
+    meter = MeterCore(profile, now, seed=seed,
+                      state_dir=str(state_dir) if state_dir else None,
+                      save_period=DEFAULT_SAVE_PERIOD if save_period is None else save_period)
+    if gbcs_credentials:
+        meter.enable_gbcs(gbcs_credentials)
+    return meter
 
 
 class CPythonRuntime:
@@ -61,8 +88,9 @@ class CPythonRuntime:
 
     name = "cpython"
 
-    def __init__(self, profile, now, seed=0, state_dir=None, save_period=None, core="meter"):
-        self._args = (core, profile, now, seed, state_dir, save_period)
+    def __init__(self, profile, now, seed=0, state_dir=None, save_period=None, core="meter",
+                 gbcs_credentials=None):
+        self._args = (core, profile, now, seed, state_dir, save_period, gbcs_credentials)
         self._core = None
 
     @property
@@ -85,6 +113,9 @@ class CPythonRuntime:
 
     async def close(self, conn_id):
         self._call(self._core.close, conn_id)
+
+    async def receive_gbcs(self, message):
+        return list(self._call(self._core.receive_gbcs, bytes(message)))
 
     async def advance(self, now):
         self._call(self._core.advance, now)
@@ -120,7 +151,7 @@ class MicroPythonRuntime:
 
     def __init__(self, profile, now, seed=0, state_dir=None, save_period=None, core="meter",
                  binary="micropython", heapsize=None, command_timeout=30.0,
-                 startup_timeout=60.0):
+                 startup_timeout=60.0, gbcs_credentials=None):
         if core not in CORES:
             raise ValueError("unknown core %r (expected one of %s)" % (core, ", ".join(CORES)))
         self._profile = profile
@@ -130,7 +161,9 @@ class MicroPythonRuntime:
         self._save_period = save_period
         self._core = core
         self.binary = binary
-        self.heapsize = heapsize
+        self._gbcs_credentials = gbcs_credentials
+        self._credentials_path = None
+        self.heapsize = heapsize or (GBCS_HEAPSIZE if gbcs_credentials else None)
         self._command_timeout = command_timeout
         self._startup_timeout = startup_timeout
         self._proc = None
@@ -159,6 +192,8 @@ class MicroPythonRuntime:
             argv += ["--state", str(pathlib.Path(self._state_dir).resolve())]
         if self._save_period is not None:
             argv += ["--save-period", str(int(self._save_period))]
+        if self._credentials_path is not None:
+            argv += ["--gbcs", str(self._credentials_path)]
         return argv
 
     @staticmethod
@@ -179,6 +214,10 @@ class MicroPythonRuntime:
         self._workdir = tempfile.mkdtemp(prefix="smets-emu-mp-")
         profile_path = pathlib.Path(self._workdir) / "profile.json"
         profile_path.write_text(json.dumps(self._profile))
+        if self._gbcs_credentials:
+            self._credentials_path = pathlib.Path(self._workdir) / "gbcs-credentials.json"
+            self._credentials_path.write_text(json.dumps(self._gbcs_credentials))
+            self._credentials_path.chmod(0o600)   # private keys, even if only test ones
         argv = self.command_line(profile_path)
         log.debug("starting %s", " ".join(argv))
         self._proc = await asyncio.create_subprocess_exec(
@@ -200,6 +239,9 @@ class MicroPythonRuntime:
         self.now = ready["now"]
         self.restored = ready["restored"]
         self.mem_free = ready["mem_free"]
+        if bool(ready.get("gbcs")) != bool(self._gbcs_credentials):
+            raise RuntimeFailure("the core's GBCS port is %s, expected %s" % (
+                "on" if ready.get("gbcs") else "off", "on" if self._gbcs_credentials else "off"))
         log.debug("micropython core ready: %s", ready)
         return self
 
@@ -239,6 +281,12 @@ class MicroPythonRuntime:
     async def close(self, conn_id):
         await self._command(pipe.CLOSE, conn_id)
 
+    async def receive_gbcs(self, message):
+        """One GBCS message to the ESME: its responses and alerts (a list of bytes)."""
+        messages = []
+        await self._command(pipe.GBCS, 0, bytes(message), messages)
+        return messages
+
     async def advance(self, now):
         _, done = await self._command(pipe.TIME, 0, struct.pack(">q", int(now)))
         self.now = struct.unpack(">q", done)[0]
@@ -275,8 +323,9 @@ class MicroPythonRuntime:
     async def __aexit__(self, *exc_info):
         await self.stop()
 
-    async def _command(self, kind, conn, payload=b""):
-        """One request/response exchange: -> (DATA bytes, DONE payload)."""
+    async def _command(self, kind, conn, payload=b"", messages=None):
+        """One request/response exchange: -> (DATA bytes, DONE payload); GBCS frames on
+        the way are appended to `messages`."""
         if self._proc is None:
             raise RuntimeFailure("the micropython runtime is not running")
         async with self._lock:
@@ -293,6 +342,8 @@ class MicroPythonRuntime:
                                                                  "command %s" % chr(kind))
                 if rkind == pipe.DATA:
                     data += rpayload
+                elif rkind == pipe.GBCS and messages is not None:
+                    messages.append(rpayload)
                 elif rkind == pipe.DONE:
                     return bytes(data), rpayload
                 elif rkind == pipe.ERROR:

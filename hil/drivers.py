@@ -4,7 +4,9 @@
   over a resource's byte stream, one link per client association
 - `DlmsDriver`: xDLMS on top of either (associate, GET, SET, ACTION, profile reads, raw
   APDUs), on the host `construct` codecs through `emulator.client.DlmsClient`
-- `GbcsDriver`: GBCS use cases through the in-process lab (head-end → DCC → hub → ESME)
+- `GbcsDriver`: GBCS use cases through the in-process lab (head-end → DCC → hub → ESME);
+  the ESME is the lab's own, or the DUT's (`attach_device`: its GBCS port, e.g. the
+  micropython core's GBCS pipe channel), which then holds the lab's ESME credentials
 - `FrameLog`: every frame on the wire, hex and decoded (`emulator.decode.dissect`)
 """
 
@@ -400,7 +402,13 @@ class DlmsDriver:
 class GbcsDriver:
     """GBCS service requests through the in-process lab (emulator/lab.py): a supplier's
     head-end signs, the DCC routes, the hub carries it over the HAN to the device, and
-    the response comes back verified at every hop. Targets are named "ESME" or "GSME"."""
+    the response comes back verified at every hop. Targets are named "ESME" or "GSME".
+
+    With `attach_device("ESME", port)` the hub's HAN delivers the ESME's commands to the
+    DUT instead of the lab's in-process ESME: `port(message) -> [messages]`. The commands
+    are still built, signed and MAC'd by the lab's head-end and DCC, and the DUT's
+    responses verified by them and by the lab's observer at every hop; the DUT holds the
+    lab's ESME keys and anchors (`device_credentials`)."""
 
     def __init__(self, seed=0, log=None):
         from emulator import lab as lab_module
@@ -412,6 +420,19 @@ class GbcsDriver:
         self.last_utrn = None
         self.targets = {"ESME": lab_module.ESME_EUI, "GSME": lab_module.GSME_EUI,
                         "HUB": lab_module.HUB_EUI}
+
+    def device_credentials(self, name="ESME"):
+        """What a DUT standing in for the lab's device `name` is started with: its keys
+        and trust anchors (`emulator.runtime.gbcs_credentials`)."""
+        from emulator.runtime import gbcs_credentials
+        return gbcs_credentials(self.lab.pki, self.target(name), self.lab.anchors())
+
+    def attach_device(self, name, port):
+        """Route the HAN traffic for device `name` (only "ESME") to the DUT's GBCS `port`."""
+        from emulator.han.nodes import EsmeNode
+        if name.upper() != "ESME":
+            raise DriverError("only the ESME can be a DUT, not %r" % name)
+        self.lab.han.attach(self.target(name), EsmeNode(_DutGbcsPort(port)))
 
     def target(self, name):
         try:
@@ -474,6 +495,17 @@ class GbcsDriver:
     def close(self):
         self.loop.run_until_complete(self.lab.close())
         self.loop.close()
+
+
+class _DutGbcsPort:
+    """A DUT's GBCS port where the lab's `EsmeNode` expects an `EsmeGbcs`: the DUT runs on
+    its own clock, so the lab's `now` is not passed on."""
+
+    def __init__(self, port):
+        self.port = port
+
+    def receive_gbcs(self, data, now):
+        return list(self.port(bytes(data)))
 
 
 def match_bytes(pattern, data):

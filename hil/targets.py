@@ -3,7 +3,9 @@
 
     inprocess:PROFILE[/wrapper]      the core in this process (HDLC unless /wrapper)
     micropython:PROFILE              the core in the `micropython` binary, on a pty,
-                                     reached through pyserial
+                                     reached through pyserial; with the lab's ESME
+                                     profile its ESME also stands in for the GBCS lab's
+                                     (GBCS through the pipe, heap 2M)
     serial:/dev/ttyACM0[@baud]       a board on a serial port (HDLC)
     tcp:HOST:PORT[/wrapper|/hdlc]    a networked device (wrapper unless /hdlc)
 
@@ -144,12 +146,20 @@ class Target:
         if shutil.which(self.micropython) is None:
             raise TargetError("the MicroPython binary %r is not on PATH" % self.micropython)
         self._state_dir = tempfile.mkdtemp(prefix="smets-hil-mp-")
+        credentials = None
+        if self.profile_name == LAB_PROFILE:
+            # the core stands in for the lab's ESME: its keys and anchors, its GBCS port
+            self.gbcs = GbcsDriver(seed=self.seed)
+            credentials = self.gbcs.device_credentials("ESME")
         self._served = ServedPty(self.profile, seed=self.seed, binary=self.micropython,
-                                 state_dir=self._state_dir)
+                                 state_dir=self._state_dir, gbcs_credentials=credentials)
         path = self._served.start()
         self.power = PowerSwitch(self._served.power_cycle,
                                  "SIGKILL and restart of the micropython core")
         self.capabilities.update({"emulated", "micropython"})
+        if credentials is not None:
+            self.gbcs.attach_device("ESME", self._served.receive_gbcs)
+            self.capabilities.add("gbcs")
         return SerialPort(path)
 
     def gbcs_driver(self):
@@ -199,8 +209,10 @@ class ServedPty:
     own transport (emulator/transport/pty.py), on an event loop in a thread."""
 
     def __init__(self, profile, seed=0, binary="micropython", startup_timeout=60.0,
-                 state_dir=None):
+                 state_dir=None, gbcs_credentials=None, command_timeout=30.0):
         self.profile = profile
+        self.gbcs_credentials = gbcs_credentials
+        self.command_timeout = command_timeout
         self.seed = seed
         self.state_dir = state_dir
         self.binary = binary
@@ -238,7 +250,20 @@ class ServedPty:
         from emulator.runtime import MicroPythonRuntime
         return MicroPythonRuntime(self.profile, now, seed=self.seed, binary=self.binary,
                                   startup_timeout=self.startup_timeout,
-                                  state_dir=self.state_dir)
+                                  state_dir=self.state_dir,
+                                  gbcs_credentials=self.gbcs_credentials,
+                                  command_timeout=self.command_timeout)
+
+    def receive_gbcs(self, message):
+        """One GBCS message to the core's ESME (its GBCS pipe channel): what it sends back.
+        Called from another thread (the GBCS driver's loop): the core's loop runs it."""
+        return self._call(self._receive_gbcs(bytes(message)), self.command_timeout + 10)
+
+    async def _receive_gbcs(self, message):
+        # the device clock first, as the pty's traffic does (ServedDevice), so the ESME
+        # stamps and acts at the time the DUT shows
+        await self._runtime.advance(self._device.time_source())
+        return await self._runtime.receive_gbcs(message)
 
     def power_cycle(self):
         """SIGKILL the core (no final save: a power cut), start a new one on the saved

@@ -83,6 +83,8 @@ class MeterCore:
         self._saved_text = None
         self._saved_at = now
         self._ceiling = now       # no time after this was ever shown
+        self.gbcs = None          # the ESME's GBCS port, after enable_gbcs
+        self._restored_gbcs = None
         self.restored = self._restore()
         # Before anything is shown: a ceiling on disk covers this run's first period.
         self.save()
@@ -150,16 +152,53 @@ class MeterCore:
         now = self.clock()
         ceiling = now if final else now + self._save_period
         esme_state = self.esme.save_state()
-        text = json.dumps([self._offset, esme_state])   # what a change is judged by
+        parts = [self._offset, esme_state]
+        if self.gbcs is not None:          # GBCS counters and anchors: replay protection
+            parts.append(self.gbcs.security.state())
+        text = json.dumps(parts)           # what a change is judged by
         self._saved_at = now
         if text == self._saved_text and (ceiling == self._ceiling
                                          or (ceiling < self._ceiling and not final)):
             return False     # what is on disk already covers everything shown
-        self._store.save({"format": STATE_FORMAT, "now": now, "offset": self._offset,
-                          "ceiling": ceiling, "esme": esme_state})
+        state = {"format": STATE_FORMAT, "now": now, "offset": self._offset,
+                 "ceiling": ceiling, "esme": esme_state}
+        if self.gbcs is not None:
+            state["gbcs"] = parts[2]
+        self._store.save(state)
         self._saved_text = text
         self._ceiling = ceiling
         return True
+
+    # -- GBCS (enabled only with credentials) --------------------------------------------
+    def enable_gbcs(self, credentials, crypto=None):
+        """Give the ESME its GBCS port: `credentials` is the JSON form
+        {"eui": hex, "ds": hex scalar, "ka": hex scalar, "anchors": TrustAnchors.state()}.
+        `crypto` defaults to `BoardCrypto` (pure Python over cryptolib). A core restored
+        from `state_dir` keeps the GBCS state it saved (originator counters, so a replay
+        stays refused across a power cut, and anchors as changed since installation)."""
+        from firmware.crypto.board import BoardCrypto, PrivateKey
+        from firmware.devices.esme_gbcs import EsmeGbcs
+        from firmware.gbcs.anchors import TrustAnchors
+        from firmware.gbcs.device_security import DeviceSecurity
+        crypto = crypto or BoardCrypto()
+        security = DeviceSecurity(_unhex(credentials["eui"]),
+                                  PrivateKey(int(credentials["ds"], 16)),
+                                  PrivateKey(int(credentials["ka"], 16)), crypto,
+                                  TrustAnchors.restore(credentials["anchors"]))
+        if self._restored_gbcs is not None:
+            security.load_state(self._restored_gbcs)   # counters seen before the cut
+        self.gbcs = EsmeGbcs(self.esme, security, crypto)
+        self.save()          # from now on the GBCS state goes with every save
+
+    def receive_gbcs(self, data):
+        """One GBCS message in (a command from the hub): its responses and alerts out,
+        stamped with the meter's own clock. The state is saved before they leave."""
+        if self.gbcs is None:
+            raise MeterError("GBCS is not enabled on this core (no credentials)")
+        out = self.gbcs.receive_gbcs(bytes(data), self.clock())
+        if self._store is not None:
+            self.save()     # an acknowledged change (supply, credit) survives a cut
+        return out
 
     def shutdown(self):
         for conn_id in self.connections():
@@ -198,9 +237,15 @@ class MeterCore:
         self.esme.advance(self.clock())
         self._offset = self.clock() - self._board_now
         self._saved_text = json.dumps([self._offset, state["esme"]])
+        self._restored_gbcs = state.get("gbcs")     # taken up by enable_gbcs
         self._saved_at = self.clock()
         self._ceiling = state.get("ceiling", state["now"])
         return True
+
+
+def _unhex(text):
+    from binascii import unhexlify
+    return unhexlify(text)
 
 
 def _max_pdu_size(profile):

@@ -2,10 +2,17 @@
 
     MICROPYPATH=.frozen:<repo> micropython -m firmware.board.stdio_main PROFILE.json \
         --now SECONDS [--seed N] [--state DIR] [--save-period SECONDS] [--core meter|loopback]
+        [--gbcs CREDENTIALS.json]
 
 The host (`emulator/runtime.py`, `MicroPythonRuntime`) never parses DLMS here: it moves
 the bytes of every transport connection through this pipe, and the `MeterCore` inside
-answers. The same module runs under CPython (`python -m firmware.board.stdio_main ...`).
+answers. With ``--gbcs`` the meter core also gets its ESME's GBCS port
+(`MeterCore.enable_gbcs`): the JSON file holds the device's EUI, its DS and KA private
+scalars (hex) and its trust anchors (`TrustAnchors.state()`); GBCS messages then travel
+in GBCS frames, and the ESME verifies and protects them with `BoardCrypto`. The P-256
+tables and the GBCS code need more heap than DLMS alone: start the binary with
+``-X heapsize=2M`` (`emulator.runtime.GBCS_HEAPSIZE`) when GBCS is enabled.
+The same module runs under CPython (`python -m firmware.board.stdio_main ...`).
 
 Pipe protocol
 -------------
@@ -21,6 +28,7 @@ kind   name    payload
 ``O``  OPEN    framing name, ``hdlc`` or ``wrapper``: a new connection ``conn``
 ``D``  DATA    bytes the peer sent on ``conn`` (any chunking)
 ``C``  CLOSE   empty: the peer of ``conn`` went away
+``G``  GBCS    one GBCS message for the ESME (from the hub; ``conn`` unused)
 ``T``  TIME    ``>q`` simulated seconds: run the device up to then (``conn`` unused)
 ``P``  PING    a nonce, echoed in the DONE: synchronises a fresh pipe
 ``Q``  QUIT    empty: close everything, save the state, exit 0
@@ -29,8 +37,9 @@ kind   name    payload
 Device to host:
 
 =====  ======  =====================================================================
-``R``  READY   once, first: JSON ``{"now", "restored", "mem_free", "implementation"}``
+``R``  READY   once, first: JSON ``{"now", "restored", "mem_free", "gbcs", "implementation"}``
 ``D``  DATA    bytes for the peer of ``conn``; a long reply is split over several
+``G``  GBCS    one GBCS message from the ESME (a response or an alert), one per frame
 ``K``  DONE    ends the reply to one command; TIME: ``>q`` device time; PING: nonce
 ``E``  ERROR   ends the reply to a failed command: UTF-8 reason; the device goes on.
                Before READY it means the core could not start, and the process exits 1.
@@ -57,6 +66,7 @@ OPEN = 0x4F    # 'O'
 DATA = 0x44    # 'D'
 CLOSE = 0x43   # 'C'
 TIME = 0x54    # 'T'
+GBCS = 0x47    # 'G'
 PING = 0x50    # 'P'
 QUIT = 0x51    # 'Q'
 READY = 0x52   # 'R'
@@ -150,9 +160,10 @@ def parse_args(argv):
     """argv (without the program name) -> dict; tiny, since MicroPython has no argparse."""
     if not argv or argv[0].startswith("--"):
         raise ValueError("usage: stdio_main PROFILE.json --now SECONDS [--seed N] "
-                         "[--state DIR] [--save-period SECONDS] [--core meter|loopback]")
+                         "[--state DIR] [--save-period SECONDS] [--core meter|loopback] "
+                         "[--gbcs CREDENTIALS.json]")
     options = {"profile": argv[0], "now": None, "seed": 0, "state": None,
-               "save_period": None, "core": "meter"}
+               "save_period": None, "core": "meter", "gbcs": None}
     rest = argv[1:]
     if len(rest) % 2:
         raise ValueError("option %s has no value" % rest[-1])
@@ -171,6 +182,8 @@ def parse_args(argv):
 
 def build_core(options):
     if options["core"] == "loopback":
+        if options["gbcs"]:
+            raise ValueError("--gbcs needs the meter core")
         from firmware.board.loopback import LoopbackCore
         return LoopbackCore(options["now"])
     if options["core"] != "meter":
@@ -179,9 +192,13 @@ def build_core(options):
     with open(options["profile"]) as f:
         profile = json.load(f)
     period = options["save_period"]
-    return MeterCore(profile, options["now"], seed=options["seed"],
+    core = MeterCore(profile, options["now"], seed=options["seed"],
                      state_dir=options["state"],
                      save_period=DEFAULT_SAVE_PERIOD if period is None else period)
+    if options["gbcs"]:
+        with open(options["gbcs"]) as f:
+            core.enable_gbcs(json.load(f))
+    return core
 
 
 def ready_payload(core):
@@ -192,7 +209,7 @@ def ready_payload(core):
     except (ImportError, AttributeError):
         mem_free = None      # CPython's gc has no mem_free
     return json.dumps({"now": core.now, "restored": getattr(core, "restored", False),
-                       "mem_free": mem_free,
+                       "mem_free": mem_free, "gbcs": getattr(core, "gbcs", None) is not None,
                        "implementation": sys.implementation.name}).encode()
 
 
@@ -200,6 +217,10 @@ def execute(core, kind, conn, payload, writer):
     """Run one command; returns the DONE payload. Raises on failure."""
     if kind == DATA:
         writer.send_data(conn, core.receive(conn, payload))
+        return b""
+    if kind == GBCS:
+        for message in core.receive_gbcs(payload):
+            writer.send(GBCS, conn, message)
         return b""
     if kind == OPEN:
         core.open(conn, payload.decode())

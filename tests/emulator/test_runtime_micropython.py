@@ -347,3 +347,110 @@ def _meter_seconds(client):
     from firmware.dlms import obis as O
     from firmware.dlms.cosem_datetime import datetime_seconds
     return datetime_seconds(client.get(8, O.CLOCK, 2)[1])
+
+
+# ---------------------------------------------------------------------------- the GBCS channel
+
+
+def _gbcs_supplier():
+    """The supplier/DCC of tests/emulator/test_board_crypto_micropython.py (host-side use
+    case builders, signing and MAC over `cryptography`) and the ESME's credentials."""
+    from tests.emulator.test_board_crypto_micropython import Supplier, _scalar
+    from firmware.gbcs.anchors import TrustAnchors
+    supplier = Supplier()
+    anchors = TrustAnchors()
+    for role, cell, eui, ds, ka in supplier.config([])["anchors"]:
+        anchors.set(role, cell, bytes.fromhex(eui), ds_public=bytes.fromhex(ds),
+                    ka_public=bytes.fromhex(ka))
+    credentials = {"eui": "00db1234567890a0", "ds": _scalar(supplier.device["ds"]),
+                   "ka": _scalar(supplier.device["ka"]), "anchors": anchors.state()}
+    return supplier, credentials
+
+
+@pytest.mark.parametrize("runtime_class", on_both_runtimes())
+def test_gbcs_frames_reach_the_esme_and_its_protected_answers_come_back(runtime_class, tmp_path):
+    import json
+    from emulator.usecases import USE_CASE_BUILDERS
+    from firmware.cosem.disconnect import DISCONNECTED
+    from firmware.devices.esme import Esme
+    from firmware.sim.clock import SteppedClock
+    from firmware.gbcs import envelope, security
+    from tests.emulator.test_board_crypto_micropython import HOST, SUPPLIER
+
+    supplier, credentials = _gbcs_supplier()
+    profile = supplier.profile
+    disconnect, read = supplier.command("ECS43"), supplier.command("ECS17b")
+
+    saved = []
+
+    async def scenario():
+        runtime = runtime_class(profile, supplier.start, gbcs_credentials=credentials,
+                                state_dir=tmp_path / "state")
+        await runtime.start()
+        try:
+            if runtime_class is MicroPythonRuntime:
+                assert runtime.heapsize == "2M" and runtime.mem_free > 512 * 1024
+            await runtime.advance(supplier.now)
+            await runtime.open(1, "wrapper")            # DLMS goes on beside GBCS
+            replies = [await runtime.receive_gbcs(bytes.fromhex(disconnect))]
+            saved.append(json.loads((tmp_path / "state" / "state.json").read_text()))
+            replies += [await runtime.receive_gbcs(bytes.fromhex(read)),
+                       await runtime.receive_gbcs(b"\xdd\x00\x00")]   # not GBCS: dropped
+            await runtime.close(1)
+            return replies
+        finally:
+            await runtime.stop()
+
+    signed, maced, nothing = run(scenario())
+    assert nothing == []
+    device = supplier.device
+    assert len(signed) == 1
+    reply = envelope.parse(signed[0])
+    assert reply.recipient == SUPPLIER and security.verify_signature(HOST, device["ds"].public_xy,
+                                                                     reply)
+    assert USE_CASE_BUILDERS["ECS43"].read_response(reply.payload, supplier.contexts[0][1])["ok"]
+    assert len(maced) == 1
+    reply = envelope.parse(maced[0])
+    shared = HOST.ecdh(supplier.org[SUPPLIER]["ka"].private_key, device["ka"].public_xy)
+    assert security.verify_mac(HOST, shared, reply)
+    fields = USE_CASE_BUILDERS["ECS17b"].read_response(reply.payload, supplier.contexts[1][1])
+    assert fields["ok"] and fields["import_wh"] > 0
+    # the disconnection was acknowledged, so it was on disk before the answer left
+    esme = Esme(profile, SteppedClock(saved[0]["now"]), 0)
+    esme.restore_state(saved[0]["esme"])
+    assert esme.supply_state == DISCONNECTED
+
+
+@pytest.mark.parametrize("runtime_class", on_both_runtimes())
+def test_a_core_without_credentials_refuses_gbcs_and_goes_on(runtime_class):
+    async def scenario():
+        profile = board_profile(hh_depth=96)
+        runtime = await runtime_class(profile, profile["clock"]["start"]).start()
+        try:
+            with pytest.raises(CoreError, match="GBCS is not enabled"):
+                await runtime.receive_gbcs(b"\xdd\x00\x00")
+            await runtime.open(1, "hdlc")
+        finally:
+            await runtime.stop()
+    run(scenario())
+
+
+@pytest.mark.parametrize("runtime_class", on_both_runtimes())
+def test_a_gbcs_command_replayed_after_a_restart_is_refused(runtime_class, tmp_path):
+    from firmware.gbcs import envelope
+
+    supplier, credentials = _gbcs_supplier()
+    disconnect = bytes.fromhex(supplier.command("ECS43"))
+
+    async def boot():
+        runtime = runtime_class(supplier.profile, supplier.now, gbcs_credentials=credentials,
+                                state_dir=tmp_path / "state")
+        await runtime.start()
+        try:
+            return [envelope.parse(m).cra_flag for m in await runtime.receive_gbcs(disconnect)]
+        finally:
+            await runtime.stop()
+
+    assert run(boot()) == [envelope.CRA_RESPONSE]
+    # the originator counter was saved with the state: the same command is now a replay
+    assert run(boot()) == [envelope.CRA_ALERT]

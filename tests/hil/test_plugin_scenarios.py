@@ -39,10 +39,13 @@ def test_suite_passes_against_the_inprocess_dut_over_the_wrapper(pytester):
 @pytest.mark.skipif(shutil.which("micropython") is None, reason="micropython binary not on PATH")
 def test_suite_passes_against_the_micropython_dut(pytester):
     result = run_suite(pytester, "micropython:esme-single-phase", "-rs")
-    # GBCS runs through the in-process lab only: skipped with its capability reason
-    result.assert_outcomes(passed=len(ALL_SCENARIOS) - 1, skipped=1)
-    result.stdout.fnmatch_lines(["*SKIPPED*DUT lacks capability*: gbcs*"])
+    # every scenario, GBCS included: the lab's head-end and DCC drive the core's ESME
+    # (BoardCrypto inside the micropython binary) through its GBCS pipe channel
+    result.assert_outcomes(passed=len(ALL_SCENARIOS))
     assert result.ret == 0
+    logs = pytester.path / "hil-logs"
+    text = (next(logs.iterdir()) / "10-gbcs-esme.toml_gbcs-esme.log").read_text()
+    assert "ESME → hub" in text and "signature: verified" in text
 
 
 def test_serial_driver_against_a_core_on_a_pty(pytester, core_on_pty):
