@@ -269,16 +269,16 @@ class CommsHub:
                 or len(request.data) != len(request.specifications)):
             return self._alert(codes.ALERT_INTEGRITY_CHECK_FAILED, message.originator, now)
         if not _fits(code, request):
-            data, results = _all(request, R.READ_WRITE_DENIED, R.ACTION_READ_WRITE_DENIED)
+            data, results = A.refused_all(request, R.READ_WRITE_DENIED, R.ACTION_READ_WRITE_DENIED)
         elif len(request.date_time):
             # future-dated execution is not supported by this hub: nothing is scheduled
-            data, results = _all(request, R.TEMPORARY_FAILURE, R.ACTION_TEMPORARY_FAILURE)
+            data, results = A.refused_all(request, R.TEMPORARY_FAILURE, R.ACTION_TEMPORARY_FAILURE)
         else:
             try:
                 _precheck(request)
                 data, results = self._execute(request)
             except _Refused as refused:
-                data, results = _refused_at(request, refused)
+                data, results = A.refused_at(request, refused.index, refused.code)
         response = A.AccessResponse(A.gbcs_long_invoke_id(message.originator_counter), b"",
                                     data, results)
         try:
@@ -431,27 +431,6 @@ def _register_data(value):
                            or len(items[2][1]) > MAX_INSTALL_CODE):
         return False
     return len(items) < 4 or items[3][0] == axdr.ENUM
-
-
-def _all(request, access_code, action_code):
-    data = []
-    results = []
-    for spec in request.specifications:
-        kind = A.RESPONSE_KIND[spec.kind]
-        data.append((axdr.NULL_DATA, None))
-        results.append(A.ResponseSpec(kind, action_code if kind == A.ACTION else access_code))
-    return data, results
-
-
-def _refused_at(request, refused):
-    data = []
-    results = []
-    for i in range(len(request.specifications)):
-        kind = A.RESPONSE_KIND[request.specifications[i].kind]
-        data.append((axdr.NULL_DATA, None))
-        results.append(A.ResponseSpec(kind, refused.code if i == refused.index
-                                      else R.OTHER_REASON))
-    return data, results
 
 
 def _hex(data):

@@ -75,7 +75,7 @@ from firmware.gbcs import codes
 from firmware.gbcs import security as S
 from firmware.gbcs import utrn as U
 from firmware.gbcs.anchors import KA
-from firmware.gbcs.device_security import GbcsRefusal
+from firmware.gbcs.device_security import GbcsRefusal, pending_credentials_alert
 from firmware.gbcs.envelope import GbcsError, parse
 
 ZIGBEE_EPOCH = 946684800            # 2000-01-01T00:00:00Z in seconds since 1970
@@ -477,18 +477,18 @@ class EsmeGbcs:
         ctx = Context(now, MANAGEMENT_SAP, message)
         alerts = []
         if not self._fits_shape(message.message_code, request):
-            data, results = _all_refused(request, R.READ_WRITE_DENIED, R.ACTION_READ_WRITE_DENIED)
+            data, results = A.refused_all(request, R.READ_WRITE_DENIED, R.ACTION_READ_WRITE_DENIED)
         elif len(request.date_time):
             # future-dated execution is not supported by this ESME: nothing is scheduled
-            data, results = _all_refused(request, R.TEMPORARY_FAILURE, R.ACTION_TEMPORARY_FAILURE)
+            data, results = A.refused_all(request, R.TEMPORARY_FAILURE, R.ACTION_TEMPORARY_FAILURE)
         else:
             try:
                 self._precheck(message.message_code, request)
                 data, results = self._execute(message.message_code, request, ctx)
             except _Refused as refused:
-                data, results = _refused_at(request, refused)
+                data, results = A.refused_at(request, refused.index, refused.code)
             except TokenRefused as refused:
-                data, results = _refused_at(request, _Refused(0, refused.code))
+                data, results = A.refused_at(request, 0, refused.code)
                 alerts = self._alert(_utrn_alert(refused.status_code), message.originator, now)
         response = A.AccessResponse(invoke, b"", data, results)
         reply = self.security.respond(message, response.encode(), cdt.datetime_bytes(now))
@@ -622,50 +622,6 @@ def _preset_times(value):
         return (cdt.datetime_seconds(raw[0]), start, end)
     except ValueError:
         return None
-
-
-def pending_credentials_alert(security, now):
-    """The 0x00CB alert of a pending future-dated CS02b due at `now` (GeneralizedTime
-    YYYYMMDDHHMMSSZ compares as text), or [] (GBCS 13.3.2.4; RTDS 6.15.1/6.23 8F66)."""
-    when = security.pending_credentials_time()
-    if when is None or when > _generalized_time(now):
-        return []
-    try:
-        recipient, alert_code, payload = security.execute_pending_credentials()
-        return [security.alert(alert_code, payload, recipient,
-                               message_code=codes.FUTURE_DATED_UPDATE_SECURITY_CREDENTIALS_ALERT)]
-    except GbcsRefusal:
-        return []
-
-
-def _generalized_time(seconds):
-    fields = cdt.civil_from_seconds(seconds)
-    text = "%04d" % fields[0]
-    for value in fields[1:6]:
-        text += "%02d" % value
-    return text + "Z"
-
-
-def _all_refused(request, access_code, action_code):
-    data = []
-    results = []
-    for spec in request.specifications:
-        kind = A.RESPONSE_KIND[spec.kind]
-        data.append((axdr.NULL_DATA, None))
-        results.append(A.ResponseSpec(kind, action_code if kind == A.ACTION else access_code))
-    return data, results
-
-
-def _refused_at(request, refused):
-    data = []
-    results = []
-    specs = request.specifications
-    for i in range(len(specs)):
-        kind = A.RESPONSE_KIND[specs[i].kind]
-        data.append((axdr.NULL_DATA, None))
-        results.append(A.ResponseSpec(kind, refused.code if i == refused.index
-                                      else R.OTHER_REASON))
-    return data, results
 
 
 def _utrn_alert(status_code):

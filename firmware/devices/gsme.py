@@ -49,7 +49,7 @@ from firmware.gbcs import codes
 from firmware.gbcs import gbz
 from firmware.gbcs import utrn as U
 from firmware.gbcs.anchors import KA
-from firmware.gbcs.device_security import GbcsRefusal
+from firmware.gbcs.device_security import GbcsRefusal, pending_credentials_alert
 from firmware.gbcs.envelope import parse
 from firmware.han import tunnel
 from firmware.zcl import frame as Z
@@ -675,7 +675,7 @@ class Gsme(GbzPort):
         if start <= now <= end:
             self.clock_offset = 0         # take the hub's (the GPF's) time
             status = TIME_RELIABLE
-        payload = asn1.sequence([asn1.generalized_time(_generalized(self.time(now))),
+        payload = asn1.sequence([asn1.generalized_time(asn1.generalized_time_text(self.time(now))),
                                  asn1.integer(status)])
         return [self.security.respond(message, payload, None)]
 
@@ -714,22 +714,6 @@ class Gsme(GbzPort):
         self.reassembler.reset()
 
 
-def pending_credentials_alert(security, now):
-    """The 0x00CB alert of a pending future-dated CS02b due at `now` (GeneralizedTime
-    YYYYMMDDHHMMSSZ compares as text), or [] (GBCS 13.3.2.4; RTDS 6.15.1/6.23 8F66).
-    The ESME port has the same (esme_gbcs.py); not imported from there, so the GSME
-    does not load the DLMS object model."""
-    when = security.pending_credentials_time()
-    if when is None or when > _generalized(now):
-        return []
-    try:
-        recipient, alert_code, payload = security.execute_pending_credentials()
-        return [security.alert(alert_code, payload, recipient,
-                               message_code=codes.FUTURE_DATED_UPDATE_SECURITY_CREDENTIALS_ALERT)]
-    except GbcsRefusal:
-        return []
-
-
 def _int32(n):
     if n > 0x7FFFFFFF:
         return 0x7FFFFFFF
@@ -743,11 +727,4 @@ def _seconds(text):
     return cdt.seconds_from_civil(int(text[0:4]), int(text[4:6]), int(text[6:8]),
                                   int(text[8:10]), int(text[10:12]), int(text[12:14]))
 
-
-def _generalized(seconds):
-    fields = cdt.civil_from_seconds(seconds)
-    text = "%04d" % fields[0]
-    for value in fields[1:6]:
-        text += "%02d" % value
-    return text + "Z"
 

@@ -40,6 +40,7 @@ Data value).
 """
 
 from firmware.dlms import axdr
+from firmware.dlms.results import OTHER_REASON
 from firmware.dlms.apdu import (ApduError, AttributeDescriptor, MethodDescriptor,
                                 SelectiveAccess, _Reader)
 
@@ -384,3 +385,29 @@ def _read_response(r):
         results.append(ResponseSpec.read(r))
     r.end()
     return AccessResponse(invoke, date_time, data, results, echoed, encodings)
+
+
+def refused_all(request, access_code, action_code):
+    """(data, results) answering every specification of `request` with one refusal:
+    `action_code` (an action-result) for actions, `access_code` (a data-access-result)
+    for gets and sets; nothing ran, so every data item is null-data."""
+    data = []
+    results = []
+    for spec in request.specifications:
+        kind = RESPONSE_KIND[spec.kind]
+        data.append((axdr.NULL_DATA, None))
+        results.append(ResponseSpec(kind, action_code if kind == ACTION else access_code))
+    return data, results
+
+
+def refused_at(request, index, code):
+    """(data, results) when specification `index` was refused with `code`: the request
+    runs all or nothing, so the others answer other-reason (250)."""
+    data = []
+    results = []
+    specs = request.specifications
+    for i in range(len(specs)):
+        data.append((axdr.NULL_DATA, None))
+        results.append(ResponseSpec(RESPONSE_KIND[specs[i].kind],
+                                    code if i == index else OTHER_REASON))
+    return data, results

@@ -252,5 +252,15 @@ def bit_string(unused, data, tag=BIT_STRING):
     return tlv(tag, bytes((unused,)) + bytes(data))
 
 
+def generalized_time_text(seconds):
+    """YYYYMMDDHHMMSSZ (X.690 11.7) for integer seconds since 1970 UTC."""
+    from firmware.dlms.cosem_datetime import civil_from_seconds
+    fields = civil_from_seconds(seconds)
+    text = "%04d" % fields[0]
+    for value in fields[1:6]:
+        text += "%02d" % value
+    return text + "Z"
+
+
 def generalized_time(text, tag=GENERALIZED_TIME):
     return tlv(tag, text.encode())

@@ -591,3 +591,19 @@ def _hex(data):
 
 def _unhex(text):
     return binascii.unhexlify(text)
+
+
+def pending_credentials_alert(security, now):
+    """The 0x00CB alert of a pending future-dated CS02b due at `now` (GeneralizedTime
+    YYYYMMDDHHMMSSZ compares as text), or [] (GBCS 13.3.2.4; RTDS 6.15.1/6.23 8F66).
+    Shared by the ESME and GSME ports."""
+    from firmware.gbcs.asn1 import generalized_time_text
+    when = security.pending_credentials_time()
+    if when is None or when > generalized_time_text(now):
+        return []
+    try:
+        recipient, alert_code, payload = security.execute_pending_credentials()
+        return [security.alert(alert_code, payload, recipient,
+                               message_code=codes.FUTURE_DATED_UPDATE_SECURITY_CREDENTIALS_ALERT)]
+    except GbcsRefusal:
+        return []

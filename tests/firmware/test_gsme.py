@@ -143,8 +143,8 @@ def top_up_payload(code):
 
 
 def set_time_payload(start, end):
-    return asn1.sequence([asn1.generalized_time(G._generalized(start)),
-                          asn1.generalized_time(G._generalized(end))])
+    return asn1.sequence([asn1.generalized_time(asn1.generalized_time_text(start)),
+                          asn1.generalized_time(asn1.generalized_time_text(end))])
 
 
 def command(code, counter, payload, recipient=GSME_EUI, signer="supplier-ds", mac=True):
@@ -449,11 +449,11 @@ def test_set_clock_inside_and_outside_window():
     outside = set_time_payload(NOW + 3600, NOW + 7200)
     text, status = _set_time_answer(meter.receive_gbcs(command(codes.GCS28, 1000, outside),
                                                        NOW))
-    assert status == G.TIME_NOT_ADJUSTED and text == G._generalized(NOW + 95)
+    assert status == G.TIME_NOT_ADJUSTED and text == asn1.generalized_time_text(NOW + 95)
     inside = set_time_payload(NOW - 1800, NOW + 1800)
     text, status = _set_time_answer(meter.receive_gbcs(command(codes.GCS28, 1001, inside),
                                                        NOW))
-    assert status == G.TIME_RELIABLE and text == G._generalized(NOW)
+    assert status == G.TIME_RELIABLE and text == asn1.generalized_time_text(NOW)
     assert meter.time(NOW) == NOW
 
 
