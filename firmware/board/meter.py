@@ -85,6 +85,7 @@ class MeterCore:
         self._ceiling = now       # no time after this was ever shown
         self.gbcs = None          # the ESME's GBCS port, after enable_gbcs
         self._restored_gbcs = None
+        self._restored_objects = {}
         self.restored = self._restore()
         # Before anything is shown: a ceiling on disk covers this run's first period.
         self.save()
@@ -187,8 +188,21 @@ class MeterCore:
                                   TrustAnchors.restore(credentials["anchors"]))
         if self._restored_gbcs is not None:
             security.load_state(self._restored_gbcs)   # counters seen before the cut
+        present = self.esme.logical_device.state()["objects"]
         self.gbcs = EsmeGbcs(self.esme, security, crypto)
+        self._restore_added_objects(present)
         self.save()          # from now on the GBCS state goes with every save
+
+    def _restore_added_objects(self, present):
+        """The saved state of the objects `EsmeGbcs` just added (credits, token gateway,
+        UTRN record): they did not exist when the ESME was restored. Objects restored then
+        have run on since, so they are left as they are."""
+        added = {}
+        for key in self._restored_objects:
+            if key not in present:
+                added[key] = self._restored_objects[key]
+        if added:
+            self.esme.logical_device.restore({"objects": added})
 
     def receive_gbcs(self, data):
         """One GBCS message in (a command from the hub): its responses and alerts out,
@@ -238,6 +252,8 @@ class MeterCore:
         self._offset = self.clock() - self._board_now
         self._saved_text = json.dumps([self._offset, state["esme"]])
         self._restored_gbcs = state.get("gbcs")     # taken up by enable_gbcs
+        # the logical device's state (LogicalDevice.state(): {"objects", "secrets"})
+        self._restored_objects = (state["esme"].get("objects") or {}).get("objects") or {}
         self._saved_at = self.clock()
         self._ceiling = state.get("ceiling", state["now"])
         return True

@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from firmware.cosem.disconnect import CONNECTED, DISCONNECTED
+from firmware.gbcs import envelope
 from hil.targets import Dut, Target
 
 pytestmark = [
@@ -19,6 +20,7 @@ pytestmark = [
 ]
 
 DISCONNECT_CONTROL = "0.0.96.3.10.255"
+TOKEN_CREDIT = "0.0.19.10.0.255"
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +74,37 @@ def test_registers_read_by_gbcs_match_the_cores_dlms_registers(dut):
     assert 0 < outcome.fields["import_wh"] <= energy * 10 ** scaler
 
 
+def _token_credit(dut):
+    """current_credit_amount of the token credit (class 112, attribute 2), which only the
+    management client may read."""
+    dut.associate("management")
+    tag, amount = dut.get(TOKEN_CREDIT, 2, class_id=112)
+    dut.release()
+    assert tag == 5                                       # double-long
+    return amount
+
+
 def test_a_top_up_is_credited_once_and_its_replay_refused(dut):
+    before = _token_credit(dut)
     first = dut.gbcs.top_up(1000, "ESME")
     assert first.ok and first.response_code == "I0", first
     assert _verified(first, "ESME → hub")["mac"] == "verified"
+    assert _token_credit(dut) == before + 1000            # on the core, read over DLMS
     replay = dut.gbcs.top_up(0, "ESME", replay=True)
     assert replay.response_code == "E40" and not replay.ok
+    assert _token_credit(dut) == before + 1000
+    assert dut.gbcs.lab.esme.gbcs_objects.credits[0].amount == 0   # the lab's ESME: untouched
+
+
+def test_after_a_power_cut_the_credit_stays_and_gbcs_goes_on(dut):
+    credit = _token_credit(dut)
+    taken = dut.service_request("7.1", "ESME")           # ECS42: its command, as delivered
+    assert taken.ok, taken
+    command = [h.gbcs for h in taken.hops if h.name == "hub → ESME" and h.gbcs][-1]
+    dut.power_cycle()                         # SIGKILL: no final save
+    assert _token_credit(dut) == credit
+    # the originator counters came back with the state: the old command is a replay now
+    answers = dut.target._served.receive_gbcs(command)
+    assert answers and all(envelope.parse(a).cra_flag == envelope.CRA_ALERT for a in answers)
+    outcome = dut.service_request("4.1.1", "ESME")
+    assert outcome.ok and outcome.response_code == "I0", outcome
