@@ -321,14 +321,21 @@ class DemoFailure(Exception):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--micropython", "micropython_binary", default="micropython", show_default=True)
 @click.option("--heapsize", help="MicroPython heap, e.g. 512K.")
+@click.option("--pcap", "pcap_path", type=click.Path(dir_okay=False, path_type=pathlib.Path),
+              help="Write the HAN's GB-HRGP tunnel frames here as IEEE 802.15.4 (link type "
+              "195): the in-process HAN's TransferData commands encapsulated in MAC/NWK/APS/"
+              "ZCL Tunneling as a GB device sends them (APS-fragmented past one PSDU). The "
+              "frames bellows really exchanges: `smets-emu han --radio virtual --pcap`.")
 def demo(dlms_only, as_json, keystore_out, region, loss, profile_name_or_path, runtime_name,
-         framing, seed, micropython_binary, heapsize):
+         framing, seed, micropython_binary, heapsize, pcap_path):
     """Run the GBCS lab in one process: head-end -> DCC -> WAN -> hub -> HAN -> ESME/GSME.
 
     Commission, read registers and the HH profile, top up, disable and enable supply,
     read gas through the GPF while the GSME sleeps, change supplier and see the old one
     refused; every hop's verification is shown. Exit code 1 when any check fails.
     """
+    if dlms_only and pcap_path is not None:
+        raise click.BadParameter("the DLMS-only demo has no HAN", param_hint="--pcap")
     if dlms_only:
         _dlms_demo(profile_name_or_path, runtime_name, framing, seed, micropython_binary,
                    heapsize)
@@ -345,6 +352,10 @@ def demo(dlms_only, as_json, keystore_out, region, loss, profile_name_or_path, r
             return lab, await demo_sequence(lab)
 
     lab, steps = asyncio.run(run())
+    if pcap_path is not None:
+        from emulator.lab import HUB_EUI
+        from emulator.pcap import write_tunnel_pcap
+        write_tunnel_pcap(pcap_path, lab.han.log, HUB_EUI)
     if as_json:
         for hop in lab.hops:
             click.echo(json.dumps(hop.to_json()))

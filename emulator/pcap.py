@@ -79,3 +79,80 @@ def write_pcap(path, records, epoch: float | None = 0.0) -> int:
         for record in sorted(records, key=lambda r: r.time):
             writer.frame(record)
         return writer.count
+
+
+# -- the in-process virtual HAN (`emulator.han.virtual`) as 802.15.4 ---------------------
+#
+# `smets-emu demo` runs its HAN in process: `VirtualHan` logs each GB-HRGP TransferData
+# payload (source, destination EUI), not radio frames. `tunnel_packets` puts each one on
+# the air as a GB device would send it: MAC data frame (IEEE 802.15.4-2006 7.2.2.2),
+# unsecured NWK data (ZigBee 05-3474 3.3.1), APS data on the Smart Energy profile with
+# the Tunneling cluster (2.2.5.1), ZCL cluster-specific TransferData (ZSE 1.4 10.6.3.3 /
+# 10.6.4.2). GB devices advertise a 1500-octet transfer size and rely on APS
+# fragmentation (05-3474 2.2.5.1.8, 2.2.8.4.5), so a command longer than one PSDU is
+# sent as APS blocks: extended header, first block carrying the block count. Short
+# addresses are derived from the EUI (the hub is the coordinator, 0x0000); MAC and APS
+# acknowledgements are not synthesised: the in-process HAN has none.
+
+SE_PROFILE = 0x0109
+TUNNELING_CLUSTER = 0x0704
+SE_ENDPOINT = 1
+TRANSFER_DATA_DOWN = 0x01         # ZSE 1.4 10.6.4.2: server (hub) -> client
+TRANSFER_DATA_UP = 0x02           # ZSE 1.4 10.6.3.3: client (meter) -> server
+F_APS_DATA_ACK = 0x40              # APS data, unicast, acknowledgement requested
+_APS_EXTENDED = 0x80
+_APS_FIRST_FRAGMENT = 0x01
+_APS_NEXT_FRAGMENT = 0x02
+_BLOCK = 80                        # APS payload per block: fits 127 octets with all headers
+
+
+def short_address(eui: bytes, hub_eui: bytes) -> int:
+    if eui == hub_eui:
+        return 0x0000
+    value = (eui[-1] << 8 | eui[-2]) & 0xFFF7 or 0x0001
+    return value if value < 0xFFF8 else value & 0x7FFF
+
+
+def tunnel_packets(records, hub_eui: bytes, pan_id: int = 0x1A62, tunnel_id: int = 1):
+    """(time, PSDU) for each logged TransferData, in the order they went on the air."""
+    from emulator.ncp import frames as F
+
+    seq = {"mac": 0, "nwk": 0, "aps": 0, "zcl": 0}
+
+    def bump(name):
+        seq[name] = (seq[name] + 1) & 0xFF
+        return seq[name]
+
+    for record in sorted(records, key=lambda r: r.sent_at):
+        downlink = record.source == hub_eui
+        # direction bit 0x08: server (the hub) to client; disable default response 0x10
+        zcl = bytes((0x01 | 0x10 | (0x08 if downlink else 0x00), bump("zcl"),
+                     TRANSFER_DATA_DOWN if downlink else TRANSFER_DATA_UP))
+        zcl += struct.pack("<H", tunnel_id) + bytes(record.data)
+        src = short_address(record.source, hub_eui)
+        dst = short_address(record.destination, hub_eui)
+        counter = bump("aps")
+        for aps in _aps_blocks(counter, zcl):
+            nwk = F.nwk_data(dst, src, bump("nwk"), aps)
+            yield record.sent_at, F.mac_data(bump("mac"), pan_id, dst, src, nwk, True)
+
+
+def _aps_blocks(counter: int, asdu: bytes):
+    header = struct.pack("<BHHB", SE_ENDPOINT, TUNNELING_CLUSTER, SE_PROFILE, SE_ENDPOINT)
+    if len(asdu) <= _BLOCK + 2:
+        yield bytes((F_APS_DATA_ACK,)) + header + bytes((counter,)) + asdu
+        return
+    blocks = [asdu[i:i + _BLOCK] for i in range(0, len(asdu), _BLOCK)]
+    for number, block in enumerate(blocks):
+        extended = (bytes((_APS_FIRST_FRAGMENT, len(blocks))) if number == 0
+                    else bytes((_APS_NEXT_FRAGMENT, number)))
+        yield (bytes((F_APS_DATA_ACK | _APS_EXTENDED,)) + header + bytes((counter,)) +
+               extended + block)
+
+
+def write_tunnel_pcap(path, records, hub_eui: bytes, epoch: float | None = 0.0) -> int:
+    """The virtual HAN's frame log as a pcap; returns the packet count."""
+    with PcapWriter.open(path, epoch) as writer:
+        for when, psdu in tunnel_packets(records, hub_eui):
+            writer.packet(when, psdu)
+        return writer.count
