@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(shutil.which("tshark") is None,
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None,
                                 reason="tshark is not installed (Debian package tshark)")
 
 METERING = 0x0702
@@ -99,6 +99,7 @@ def demo_pcap(tmp_path_factory):
     return pcap
 
 
+@needs_tshark
 def test_han_capture_decodes_metering_reads_and_their_responses(han_pcap):
     rows = _rows(han_pcap)
     metering = [r for r in rows if _ints(r["zbee_aps.cluster"]) == [METERING]]
@@ -114,6 +115,7 @@ def test_han_capture_decodes_metering_reads_and_their_responses(han_pcap):
     assert "Malformed" not in verbose
 
 
+@needs_tshark
 def test_han_capture_decodes_gbcs_tunnel_messages_with_their_codes(han_pcap):
     rows = _rows(han_pcap)
     for cra in (1, 2):
@@ -121,12 +123,14 @@ def test_han_capture_decodes_gbcs_tunnel_messages_with_their_codes(han_pcap):
     assert any("zbee_zcl_se.tun" in r["frame.protocols"] for r in rows)
 
 
+@needs_tshark
 def test_han_capture_malformed_only_where_tunnel_segments_cut_a_message(han_pcap):
     rows = _rows(han_pcap)
     malformed = _assert_malformed_only_in_segmented_tunnel(rows, _tshark(han_pcap, "-V"))
     assert len(malformed) < len([r for r in rows if "gbcs_tunnel" in r["frame.protocols"]])
 
 
+@needs_tshark
 def test_demo_capture_decodes_gbcs_tunnel_messages_with_their_codes(demo_pcap):
     rows = _rows(demo_pcap)
     for cra in (1, 2):
@@ -138,8 +142,31 @@ def test_demo_capture_decodes_gbcs_tunnel_messages_with_their_codes(demo_pcap):
     assert "Reassembled ZigBee APS" in verbose                      # APS fragmentation
 
 
+@needs_tshark
 def test_demo_capture_malformed_only_where_tunnel_segments_cut_a_message(demo_pcap):
     rows = _rows(demo_pcap)
     malformed = _assert_malformed_only_in_segmented_tunnel(rows, _tshark(demo_pcap, "-V"))
     # the lab's one message past 1500 octets: CS02b's new certificate (and its tail)
     assert len(malformed) <= 2
+
+
+def test_tunnel_packets_fit_one_psdu_with_a_good_fcs():
+    from emulator.han.virtual import FrameRecord
+    from emulator.ncp.frames import fcs_ok
+    from emulator.pcap import tunnel_packets
+
+    hub, meter = bytes(range(8)), bytes(range(8, 16))
+    records = [FrameRecord(0, 0, hub, meter, bytes((3,)) + bytes(1500), None, "lost"),
+               FrameRecord(1, 1, meter, hub, bytes((1,)), bytes((1,)), "delivered")]
+    packets = list(tunnel_packets(records, hub))
+    assert len(packets) == 20                     # 1508-octet ZCL in 80-octet APS blocks, + 1
+    assert all(len(psdu) <= 127 and fcs_ok(psdu) for _, psdu in packets)
+    assert packets[0][1][17] & 0x80 and not packets[-1][1][17] & 0x80   # APS extended header
+
+
+def test_demo_pcap_refuses_the_dlms_only_demo(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "emulator.cli", "demo", "--dlms-only",
+                          "--pcap", str(tmp_path / "x.pcap")], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 2 and "no HAN" in run.stderr
+    assert not (tmp_path / "x.pcap").exists()
