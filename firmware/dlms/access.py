@@ -39,6 +39,7 @@ API: `AccessRequest`, `AccessResponse`, `RequestSpec`, `ResponseSpec` (plain cla
 Data value).
 """
 
+from firmware.dlms.record import Record
 from firmware.dlms import axdr
 from firmware.dlms.results import OTHER_REASON
 from firmware.dlms.apdu import (ApduError, AttributeDescriptor, MethodDescriptor,
@@ -84,42 +85,7 @@ def gbcs_long_invoke_id(originator_counter):
     return GBCS_PRIORITY_BITS | (originator_counter & 0xFFFFFF)
 
 
-class _Plain:
-    FIELDS = ()
-
-    def fields(self):
-        out = {}
-        for name in self.FIELDS:
-            out[name] = _plain(getattr(self, name))
-        return out
-
-    def __eq__(self, other):
-        if type(other) is not type(self):
-            return False
-        for name in self.FIELDS:
-            if getattr(self, name) != getattr(other, name):
-                return False
-        return True
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __repr__(self):
-        parts = []
-        for name in self.FIELDS:
-            parts.append("%s=%r" % (name, getattr(self, name)))
-        return "%s(%s)" % (type(self).__name__, ", ".join(parts))
-
-
-def _plain(value):
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if hasattr(value, "fields"):
-        return value.fields()
-    return value
-
-
-class RequestSpec(_Plain):
+class RequestSpec(Record):
     """One Access-Request-Specification. `descriptor` is an AttributeDescriptor (get, set
     and the with-selection kinds) or a MethodDescriptor (action)."""
 
@@ -176,7 +142,7 @@ class RequestSpec(_Plain):
         raise ApduError(at, "unknown access-request-specification choice %d" % kind)
 
 
-class ResponseSpec(_Plain):
+class ResponseSpec(Record):
     """One Access-Response-Specification: kind GET/SET (data-access-result) or ACTION
     (action-result), and the result code."""
 
@@ -226,7 +192,7 @@ class _Encodings:
                 axdr.encode_into(out, values[i])
 
 
-class AccessRequest(_Plain, _Encodings):
+class AccessRequest(Record, _Encodings):
     FIELDS = ("long_invoke_id_and_priority", "date_time", "specifications", "data")
 
     def __init__(self, long_invoke_id_and_priority, date_time, specifications, data,
@@ -245,7 +211,7 @@ class AccessRequest(_Plain, _Encodings):
         return bytes(out)
 
 
-class AccessResponse(_Plain, _Encodings):
+class AccessResponse(Record, _Encodings):
     """`request_specifications` is the OPTIONAL echo of the request's list (None when
     absent, as in every GBCS response)."""
 

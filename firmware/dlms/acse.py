@@ -48,6 +48,7 @@ the MSB of the first byte, so bit n has mask ``1 << (23 - n)``); ``conformance_b
 ``CONFORMANCE_NAMES[n]`` and ``conformance_names(value) -> [name, ...]``.
 """
 
+from firmware.dlms.record import Record
 from firmware.dlms import axdr
 
 # --- PDU tags (Green Book 9.4: [APPLICATION n] IMPLICIT SEQUENCE, constructed)
@@ -347,33 +348,6 @@ def _check_bytes(v, what):
     return bytes(v)
 
 
-class _Fields:
-    FIELDS = ()
-
-    def fields(self):
-        d = {}
-        for name in self.FIELDS:
-            d[name] = getattr(self, name)
-        return d
-
-    def __eq__(self, other):
-        if type(other) is not type(self):
-            return False
-        for name in self.FIELDS:
-            if getattr(self, name) != getattr(other, name):
-                return False
-        return True
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __repr__(self):
-        parts = []
-        for name in self.FIELDS:
-            parts.append("%s=%r" % (name, getattr(self, name)))
-        return "%s(%s)" % (type(self).__name__, ", ".join(parts))
-
-
 def _outer(buf, want_tag, name):
     if not isinstance(buf, (bytes, bytearray)):
         buf = bytes(buf)
@@ -403,7 +377,7 @@ def _enc_oid_field(tag, oid, what, explicit):
     return ber_tlv(tag, ber_tlv(0x06, oid) if explicit else oid)
 
 
-class Aarq(_Fields):
+class Aarq(Record):
     """AARQ-apdu ::= [APPLICATION 0] IMPLICIT SEQUENCE (Green Book 9.4 / ISO 8650-1)."""
 
     FIELDS = ("protocol_version", "application_context_name", "called_ap_title",
@@ -501,7 +475,7 @@ def _build(cls, f):
     return cls(**f)
 
 
-class Aare(_Fields):
+class Aare(Record):
     """AARE-apdu ::= [APPLICATION 1] IMPLICIT SEQUENCE (Green Book 9.4 / ISO 8650-1)."""
 
     FIELDS = ("protocol_version", "application_context_name", "result", "diagnostic_source",
@@ -592,7 +566,7 @@ class Aare(_Fields):
         return _build(Aare, f)
 
 
-class _Release(_Fields):
+class _Release(Record):
     """RLRQ-apdu / RLRE-apdu: { reason [0] IMPLICIT INTEGER OPTIONAL,
     user-information [30] EXPLICIT Association-information OPTIONAL }"""
 
@@ -697,7 +671,7 @@ def _enc_u16(v, what):
     return bytes((v >> 8, v & 0xFF))
 
 
-class InitiateRequest(_Fields):
+class InitiateRequest(Record):
     FIELDS = ("dedicated_key", "response_allowed", "proposed_quality_of_service",
               "proposed_dlms_version_number", "proposed_conformance",
               "client_max_receive_pdu_size")
@@ -772,7 +746,7 @@ class InitiateRequest(_Fields):
         return InitiateRequest(key, allowed, qos, version, conformance, size), pos + 2
 
 
-class InitiateResponse(_Fields):
+class InitiateResponse(Record):
     FIELDS = ("negotiated_quality_of_service", "negotiated_dlms_version_number",
               "negotiated_conformance", "server_max_receive_pdu_size", "vaa_name")
 
@@ -821,7 +795,7 @@ class InitiateResponse(_Fields):
         return InitiateResponse(qos, version, conformance, size, vaa), pos + 4
 
 
-class ConfirmedServiceError(_Fields):
+class ConfirmedServiceError(Record):
     """0E <confirmed-service CHOICE> <ServiceError CHOICE> <ENUMERATED value>."""
 
     FIELDS = ("confirmed_service", "service_error", "value")

@@ -59,6 +59,7 @@ Note: the Green Book numbers Set-Request-With-List 4 (C1 04) and
 Set-Request-With-Datablock 3 (C1 03); Set-Response-With-List is 5.
 """
 
+from firmware.dlms.record import Record
 from firmware.dlms import axdr
 
 # APDU tags (Green Book 9.5, XDLMS-APDU CHOICE)
@@ -274,43 +275,6 @@ class _Reader:
             raise ApduError(self.pos, "%d trailing bytes" % (len(self.buf) - self.pos))
 
 
-class _Fields:
-    """Field-wise equality and repr for the plain APDU classes."""
-
-    FIELDS = ()
-
-    def fields(self):
-        d = {}
-        for name in self.FIELDS:
-            d[name] = _plain(getattr(self, name))
-        return d
-
-    def __eq__(self, other):
-        if type(other) is not type(self):
-            return False
-        for name in self.FIELDS:
-            if getattr(self, name) != getattr(other, name):
-                return False
-        return True
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __repr__(self):
-        parts = []
-        for name in self.FIELDS:
-            parts.append("%s=%r" % (name, getattr(self, name)))
-        return "%s(%s)" % (type(self).__name__, ", ".join(parts))
-
-
-def _plain(v):
-    if isinstance(v, _Fields):
-        return v.fields()
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    return v
-
-
 # --- Cosem-Attribute-Descriptor / Cosem-Method-Descriptor (Green Book 9.5)
 
 def _instance_id(out, inst):
@@ -319,7 +283,7 @@ def _instance_id(out, inst):
     out.extend(inst)
 
 
-class AttributeDescriptor(_Fields):
+class AttributeDescriptor(Record):
     FIELDS = ("class_id", "instance_id", "attribute_id")
 
     def __init__(self, class_id, instance_id, attribute_id):
@@ -341,7 +305,7 @@ class AttributeDescriptor(_Fields):
         return AttributeDescriptor(class_id, inst, r.i8("attribute-id"))
 
 
-class MethodDescriptor(_Fields):
+class MethodDescriptor(Record):
     FIELDS = ("class_id", "instance_id", "method_id")
 
     def __init__(self, class_id, instance_id, method_id):
@@ -363,7 +327,7 @@ class MethodDescriptor(_Fields):
         return MethodDescriptor(class_id, inst, r.i8("method-id"))
 
 
-class SelectiveAccess(_Fields):
+class SelectiveAccess(Record):
     """Selective-Access-Descriptor ::= SEQUENCE { access-selector Unsigned8,
     access-parameters Data }"""
 
@@ -398,7 +362,7 @@ def _read_selection(r):
     return None
 
 
-class DescriptorWithSelection(_Fields):
+class DescriptorWithSelection(Record):
     """Cosem-Attribute-Descriptor-With-Selection (GET/SET with-list)."""
 
     FIELDS = ("cosem_attribute_descriptor", "access_selection")
@@ -432,7 +396,7 @@ def _read_descriptor_list(r):
     return items
 
 
-class GetDataResult(_Fields):
+class GetDataResult(Record):
     """Get-Data-Result ::= CHOICE { data [0] Data, data-access-result [1] Data-Access-Result }"""
 
     FIELDS = ("data", "data_access_result")
@@ -484,7 +448,7 @@ def _read_datablock_sa(r):
     return last, num, r.octets("raw-data")
 
 
-class _Apdu(_Fields):
+class _Apdu(Record):
     TAG = 0
     CHOICE = None
 
