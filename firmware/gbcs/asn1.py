@@ -15,6 +15,8 @@ form (`30 82 00 DE`, not DER's `30 81 DE`), so the reader accepts a long form th
 the shortest (BER, X.690 8.1.3.5) and the writer produces RTDS's form by default.
 """
 
+from firmware.dlms.cosem_datetime import civil_from_seconds
+
 INTEGER = 0x02
 BIT_STRING = 0x03
 OCTET_STRING = 0x04
@@ -254,7 +256,6 @@ def bit_string(unused, data, tag=BIT_STRING):
 
 def generalized_time_text(seconds):
     """YYYYMMDDHHMMSSZ (X.690 11.7) for integer seconds since 1970 UTC."""
-    from firmware.dlms.cosem_datetime import civil_from_seconds
     fields = civil_from_seconds(seconds)
     text = "%04d" % fields[0]
     for value in fields[1:6]:

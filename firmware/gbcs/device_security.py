@@ -30,7 +30,7 @@ from firmware.gbcs import codes
 from firmware.gbcs import credentials
 from firmware.gbcs import security
 from firmware.gbcs.anchors import DS, KA, TrustAnchors
-from firmware.gbcs.asn1 import Asn1Error
+from firmware.gbcs.asn1 import Asn1Error, generalized_time_text
 from firmware.gbcs.envelope import CRA_ALERT, CRA_COMMAND, CRA_RESPONSE, GbcsMessage
 
 # refusal reasons (stable strings: tests and logs compare them)
@@ -597,7 +597,6 @@ def pending_credentials_alert(security, now):
     """The 0x00CB alert of a pending future-dated CS02b due at `now` (GeneralizedTime
     YYYYMMDDHHMMSSZ compares as text), or [] (GBCS 13.3.2.4; RTDS 6.15.1/6.23 8F66).
     Shared by the ESME and GSME ports."""
-    from firmware.gbcs.asn1 import generalized_time_text
     when = security.pending_credentials_time()
     if when is None or when > generalized_time_text(now):
         return []
