@@ -122,6 +122,11 @@ class CommsHub:
             return False
         del self.device_log[key]
         self._reassemblers.pop(key, None)
+        if self.gpf is not None and bytes(eui) in self._gpf_euis():
+            # the GPF keeps the GSME's queued commands across a removal: if the GSME
+            # rejoins and runs them, each answer must still go up once (the entries
+            # expire with the answer window; the hub hears nothing from it meanwhile)
+            return True
         for entry in list(self.outstanding):
             if entry[0] == key:
                 del self.outstanding[entry]
