@@ -17,6 +17,7 @@ imports here.
 
 import argparse
 import importlib
+import os
 import pathlib
 import re
 import subprocess
@@ -30,18 +31,9 @@ CRASH_DIR = FUZZ_DIR / "crashes"
 ARTIFACT_PREFIXES = ("crash-", "timeout-", "oom-", "leak-", "slow-unit-")
 MAX_LEN = 4096               # bytes; the largest seeds (RTDS messages) are below this
 TIMEOUT = 25                 # seconds one input may take before libFuzzer calls it a hang
-# Packages whose code libFuzzer measures: the decoders and devices under test.
+# Packages whose code libFuzzer measures: the decoders and devices under test. What a
+# layer uses is imported (and so instrumented) by running its seeds once at start-up.
 INSTRUMENTED = ("firmware", "emulator.codec", "emulator.ncp.ash", "emulator.ncp.ezsp")
-CODEC_MODULES = (
-    "firmware.hdlc.frame", "firmware.hdlc.reader", "firmware.hdlc.parameters",
-    "firmware.hdlc.station", "firmware.wrapper", "firmware.dlms.acse", "firmware.dlms.apdu",
-    "firmware.dlms.access", "firmware.dlms.axdr", "firmware.gbcs.envelope",
-    "firmware.gbcs.gbz", "firmware.han.tunnel", "firmware.zcl.frame", "firmware.zcl.se",
-    "emulator.codec.hdlc", "emulator.codec.wrapper", "emulator.codec.acse",
-    "emulator.codec.xdlms", "emulator.codec.access", "emulator.codec.axdr",
-    "emulator.codec.gbcs", "emulator.codec.gbz", "emulator.codec.tunnel",
-    "emulator.ncp.ash", "emulator.ncp.ezsp",
-)
 
 
 class CoverageResult:
@@ -106,9 +98,12 @@ def run(layer, seconds, corpus_dir=None, crash_dir=None, runs=None, jobs=1,
             command += ["--import", module]
         # jobs: independent workers with their own seeds sharing one corpus folder
         # (libFuzzer's own -jobs re-executes argv[0], which a `python -m` run is not)
+        env = dict(os.environ)       # the repository first: `imports` may name tests.*
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
         workers = [subprocess.Popen(command + ["--seed", str(job + 1)], cwd=scratch,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, errors="replace")
+                                    env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace")
                    for job in range(max(1, jobs))]
         logs, codes = [], []
         for worker in workers:
@@ -172,16 +167,17 @@ def main(argv=None):
     args = _arguments(sys.argv[1:] if argv is None else argv)
     import atheris
     from emulator.fuzz import targets
+    seeds = CORPUS_DIR / args.layer
     with atheris.instrument_imports(include=list(INSTRUMENTED)):
-        for module in CODEC_MODULES:
-            importlib.import_module(module)
         for module in args.imports:
             importlib.import_module(module)
         if args.layer not in targets.LAYERS:
             sys.exit("unknown layer %r (known: %s)" % (args.layer, ", ".join(targets.LAYERS)))
         target = targets.LAYERS[args.layer]
-        target.run(b"")          # imports the rest of the layer (and builds its device)
-    seeds = CORPUS_DIR / args.layer
+        # the seeds import what the layer needs (and build its device) under the hook
+        target.run(b"")
+        for path in sorted(seeds.iterdir()) if seeds.is_dir() else ():
+            target.run(path.read_bytes())
     folders = [args.corpus] + ([str(seeds)] if seeds.is_dir() else [])
     atheris.Setup([sys.argv[0]] + libfuzzer_flags(args) + folders, target.run)
     atheris.Fuzz()

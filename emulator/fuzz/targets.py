@@ -793,8 +793,9 @@ def _esme_hdlc(target, data):
 
 
 class _EsmeOnGbcs:
-    """A MeterCore with its GBCS port, keys and anchors from the lab's test SMKI (seed 0),
-    so commands built by the lab's head-end and DCC verify on it."""
+    """A MeterCore with its GBCS port on the board's crypto (as on a board), keys and
+    anchors from the lab's test SMKI (seed 0), so commands built by the lab's head-end
+    and DCC verify on it."""
 
     def __init__(self):
         from emulator import profiles
@@ -806,8 +807,7 @@ class _EsmeOnGbcs:
         start = profile["clock"]["start"]
         self.core = MeterCore(profile, start)
         self.core.advance(start + HISTORY)
-        self.core.enable_gbcs(gbcs_credentials(lab.pki, ESME_EUI, lab.anchors()),
-                              crypto=lab.crypto)
+        self.core.enable_gbcs(gbcs_credentials(lab.pki, ESME_EUI, lab.anchors()))
         self.eui = ESME_EUI
         self.anchors = lab.anchors()
         self.baseline = self.state()
@@ -815,8 +815,11 @@ class _EsmeOnGbcs:
         self._baseline_security = self.core.gbcs.security.state()
 
     def state(self):
-        return json.dumps([self.core.esme.save_state(), self.core.gbcs.security.state()],
-                          sort_keys=True)
+        """The ESME's state and its GBCS security state, less the alert counter: every
+        alert sent (a refusal included) takes the next one (GBCS 4.3.1.2)."""
+        security = dict(self.core.gbcs.security.state())
+        del security["alert_counter"]
+        return json.dumps([self.core.esme.save_state(), security], sort_keys=True)
 
     def reset(self):
         """Back to the baseline, so every input meets the same device (replays hold)."""
