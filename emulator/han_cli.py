@@ -20,7 +20,7 @@ import pathlib
 
 import click
 
-from emulator.zigbee.radio import DEFAULT_PAGE, GB_PAGES, UNFRAGMENTED_TRANSFER, SubGhzUnavailable
+from emulator.zigbee.radio import DEFAULT_PAGE, GB_PAGES, HAN_MAX_TRANSFER, SubGhzUnavailable
 from emulator.zigbee import PROFILES, ROLES
 
 
@@ -56,9 +56,10 @@ def _node_option(values):
 @click.option("--virtual-bands", default="2.4,868", show_default=True, metavar="BANDS",
               help="--radio virtual: the bands the virtual hub radio has ('2.4' emulates a "
               "2.4 GHz-only dongle).")
-@click.option("--max-transfer", type=click.IntRange(16, 1500), default=UNFRAGMENTED_TRANSFER,
-              show_default=True, help="Tunnel MaximumIncomingTransferSize the hub advertises "
-              "(one APS frame: bellows does not fragment).")
+@click.option("--max-transfer", type=click.IntRange(16, 0xFFFF), default=HAN_MAX_TRANSFER,
+              show_default=True, help="Tunnel MaximumIncomingTransferSize the hub and the "
+              "tunnel nodes advertise (GB devices: 1500). A TransferData longer than one "
+              "APS frame goes as APS blocks.")
 @click.option("--baudrate", type=int, default=115200, show_default=True)
 @click.option("--pcap", "pcap_path", type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="--radio virtual: write every frame on the air here (IEEE 802.15.4).")

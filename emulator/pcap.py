@@ -99,10 +99,6 @@ TUNNELING_CLUSTER = 0x0704
 SE_ENDPOINT = 1
 TRANSFER_DATA_DOWN = 0x01         # ZSE 1.4 10.6.4.2: server (hub) -> client
 TRANSFER_DATA_UP = 0x02           # ZSE 1.4 10.6.3.3: client (meter) -> server
-F_APS_DATA_ACK = 0x40              # APS data, unicast, acknowledgement requested
-_APS_EXTENDED = 0x80
-_APS_FIRST_FRAGMENT = 0x01
-_APS_NEXT_FRAGMENT = 0x02
 _BLOCK = 80                        # APS payload per block: fits 127 octets with all headers
 
 
@@ -138,16 +134,16 @@ def tunnel_packets(records, hub_eui: bytes, pan_id: int = 0x1A62, tunnel_id: int
 
 
 def _aps_blocks(counter: int, asdu: bytes):
-    header = struct.pack("<BHHB", SE_ENDPOINT, TUNNELING_CLUSTER, SE_PROFILE, SE_ENDPOINT)
+    from emulator.ncp import frames as F
+
+    header = (SE_ENDPOINT, TUNNELING_CLUSTER, SE_PROFILE, SE_ENDPOINT, counter)
     if len(asdu) <= _BLOCK + 2:
-        yield bytes((F_APS_DATA_ACK,)) + header + bytes((counter,)) + asdu
+        yield F.aps_data(*header, asdu, ack_request=True)
         return
     blocks = [asdu[i:i + _BLOCK] for i in range(0, len(asdu), _BLOCK)]
     for number, block in enumerate(blocks):
-        extended = (bytes((_APS_FIRST_FRAGMENT, len(blocks))) if number == 0
-                    else bytes((_APS_NEXT_FRAGMENT, number)))
-        yield (bytes((F_APS_DATA_ACK | _APS_EXTENDED,)) + header + bytes((counter,)) +
-               extended + block)
+        yield F.aps_data(*header, block, ack_request=True,
+                         fragment=F.Fragment(number, len(blocks)))
 
 
 def write_tunnel_pcap(path, records, hub_eui: bytes, epoch: float | None = 0.0) -> int:

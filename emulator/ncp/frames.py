@@ -8,8 +8,11 @@ Layouts:
 - NWK (ZigBee 05-3474 R22 §3.3.1): frame control 0x0048 for data (protocol version 2,
   discover route: enable) + dest, source, radius, sequence; security off.
 - APS (05-3474 §2.2.5): frame control (data 0b00, ack 0b10; delivery mode unicast 0b00,
-  broadcast 0b10; ack request 0x40), dest endpoint, cluster, profile, source endpoint,
-  APS counter.
+  broadcast 0b10; ack request 0x40; extended header 0x80), dest endpoint, cluster,
+  profile, source endpoint, APS counter, then for a fragmented message the extended
+  header (§2.2.5.1.8): extended frame control (fragmentation 01 first block, 10 a later
+  one), block number (the first block carries the block count instead, §2.2.8.4.5.1),
+  and in an ack the ack bitfield (bit i: block number + i received).
 
 Frames go out unencrypted (NWK and APS security off): the virtual medium has no
 eavesdropper, and a capture of them dissects down to ZCL without keys.
@@ -36,6 +39,9 @@ APS_ACK = 2
 APS_UNICAST = 0
 APS_BROADCAST = 2
 APS_ACK_REQUEST = 0x40
+APS_EXTENDED_HEADER = 0x80
+FRAGMENT_FIRST = 0x01
+FRAGMENT_LATER = 0x02
 
 
 def _kermit_table():
@@ -166,20 +172,74 @@ def parse_nwk(data: bytes):
     return dst, src, radius, seq, bytes(data[8:])
 
 
+class Fragment:
+    """One block's place in a fragmented APS message: `block` (0-based), `count` (known
+    from the first block; None on a later one), `ack_bits` in an ack."""
+
+    __slots__ = ("block", "count", "ack_bits")
+
+    def __init__(self, block, count=None, ack_bits=0x01):
+        self.block = block
+        self.count = count
+        self.ack_bits = ack_bits
+
+    def data_header(self) -> bytes:
+        if self.block == 0:
+            return bytes((FRAGMENT_FIRST, self.count))
+        return bytes((FRAGMENT_LATER, self.block))
+
+    def ack_header(self) -> bytes:
+        kind = FRAGMENT_FIRST if self.block == 0 else FRAGMENT_LATER
+        return bytes((kind, self.block, self.ack_bits))
+
+
 def aps_data(dst_ep: int, cluster: int, profile: int, src_ep: int, counter: int,
-             payload: bytes, broadcast: bool = False, ack_request: bool = False) -> bytes:
+             payload: bytes, broadcast: bool = False, ack_request: bool = False,
+             fragment: Fragment | None = None) -> bytes:
     fc = APS_DATA | (APS_BROADCAST << 2 if broadcast else 0) | (APS_ACK_REQUEST if ack_request else 0)
-    return struct.pack("<BBHHBB", fc, dst_ep, cluster, profile, src_ep, counter) + payload
+    extended = b""
+    if fragment is not None:
+        fc |= APS_EXTENDED_HEADER
+        extended = fragment.data_header()
+    return struct.pack("<BBHHBB", fc, dst_ep, cluster, profile, src_ep, counter) + extended + payload
 
 
-def aps_ack(dst_ep: int, cluster: int, profile: int, src_ep: int, counter: int) -> bytes:
-    return struct.pack("<BBHHBB", APS_ACK, dst_ep, cluster, profile, src_ep, counter)
+def aps_ack(dst_ep: int, cluster: int, profile: int, src_ep: int, counter: int,
+            fragment: Fragment | None = None) -> bytes:
+    if fragment is None:
+        return struct.pack("<BBHHBB", APS_ACK, dst_ep, cluster, profile, src_ep, counter)
+    return struct.pack("<BBHHBB", APS_ACK | APS_EXTENDED_HEADER, dst_ep, cluster, profile,
+                       src_ep, counter) + fragment.ack_header()
 
 
 def parse_aps(data: bytes):
     """-> (frame_type, ack_request, dst_ep, cluster, profile, src_ep, counter, payload)"""
+    return parse_aps_fragment(data)[:8]
+
+
+def parse_aps_fragment(data: bytes):
+    """`parse_aps` and the block's `Fragment` (None when the message is not fragmented)."""
     fc, dst_ep, cluster, profile, src_ep, counter = struct.unpack_from("<BBHHBB", data, 0)
     if fc & 0x20:
         raise ValueError("APS security is not used on the virtual medium")
-    return (fc & 3, bool(fc & APS_ACK_REQUEST), dst_ep, cluster, profile, src_ep, counter,
-            bytes(data[8:]))
+    ftype, at, fragment = fc & 3, 8, None
+    if fc & APS_EXTENDED_HEADER:
+        extended = data[at]
+        kind = extended & 3
+        at += 1
+        if kind not in (0, FRAGMENT_FIRST, FRAGMENT_LATER):
+            raise ValueError(f"APS extended frame control 0x{extended:02X}: reserved fragmentation")
+        if kind:
+            number = data[at]
+            at += 1
+            if ftype == APS_ACK:
+                fragment = Fragment(number, ack_bits=data[at])
+                at += 1
+            elif kind == FRAGMENT_FIRST:
+                if number == 0:
+                    raise ValueError("APS first block announces 0 blocks")
+                fragment = Fragment(0, count=number)
+            else:
+                fragment = Fragment(number)
+    return (ftype, bool(fc & APS_ACK_REQUEST), dst_ep, cluster, profile, src_ep, counter,
+            bytes(data[at:]), fragment)

@@ -10,6 +10,17 @@ The EZSP parameter lists come from bellows' per-version tables (``ezsp.CommandTa
 each handler is ``cmd_<name>(args) -> {canonical field: value}`` and reads its arguments
 by canonical name, so one handler serves v5 to v19.
 
+APS fragmentation (ZigBee 05-3474 R22 §2.2.8.4.5) is split as on EmberZNet with its
+host fragmentation library: the host cuts the message and calls ``sendUnicast`` once
+per block with ``APS_OPTION_FRAGMENT`` and ``groupId = count << 8 | block``, the first
+block taking a new APS counter and the later ones the counter it got (``apsFrame.
+sequence``), one block in flight (window size 1). The NCP puts each block on the air
+with the extended header, asks for an APS ack and reports ``messageSentHandler`` when
+that block is acked. A receiving NCP hands each block up unacknowledged through
+``incomingMessageHandler`` with the same option and groupId; the host acks it with
+``sendReply`` (groupId ``0xFF00 | block``, as bellows' ``_send_fragment_ack`` does) and
+reassembles. A retried block that was already acked is acked again by the NCP itself.
+
     ncp = VirtualNcp(eui64, medium, band_support=("2.4", "868"), ezsp_version=13)
 """
 
@@ -87,6 +98,8 @@ _STATUS = {
 
 # aMaxPHYPacketSize 127 - MAC header 9 - FCS 2 - NWK header 8 - APS header 8
 MAX_APS_PAYLOAD = 127 - 9 - 2 - 8 - 8
+FRAGMENT_HEADER = 2                 # extended frame control + block number
+MAX_FRAGMENT_PAYLOAD = MAX_APS_PAYLOAD - FRAGMENT_HEADER
 
 
 def _status_for(type_, status: Status):
@@ -178,9 +191,11 @@ class VirtualNcp:
         self._nwk_seq = 0
         self._aps_seq = 0
         self._zdo_seq = 0
-        self._recent_aps: list = []         # (src, APS counter) seen: duplicate rejection
+        self._recent_aps: list = []         # (src, APS counter, block) seen: duplicates
         self._in_flight: dict = {}          # token -> pending send
-        self._aps_waiting: dict = {}        # (dst, aps counter) -> pending send
+        self._aps_waiting: dict = {}        # (dst, aps counter, block) -> pending send
+        self._rx_blocks: dict = {}          # (src, aps counter) -> block count announced
+        self._acked_blocks: dict = {}       # (src, aps counter, block) -> the ack we sent
         self._timers: list = []             # (when, fn)
         self._joining = None
         self._scan = None
@@ -270,6 +285,9 @@ class VirtualNcp:
 
     def cmd_echo(self, a):
         return {"echo": a["data"]}
+
+    def cmd_maximumPayloadLength(self, a):
+        return {"aps_length": MAX_APS_PAYLOAD}
 
     def cmd_getConfigurationValue(self, a):
         cid = int(a["config_id"])
@@ -765,11 +783,20 @@ class VirtualNcp:
         elif mtype != t.EmberOutgoingMessageType.OUTGOING_DIRECT:
             return {"status": BAD_ARGUMENT, "sequence": 0}
         message = bytes(a["message"])
-        if len(message) > MAX_APS_PAYLOAD:
+        frame = a["aps_frame"]
+        fragment = None
+        if frame.options & t.EmberApsOption.APS_OPTION_FRAGMENT:
+            fragment = frames.Fragment(frame.groupId & 0xFF, frame.groupId >> 8)
+            if not fragment.block < fragment.count or dst == self.network.node_id:
+                return {"status": BAD_ARGUMENT, "sequence": 0}
+        if len(message) > (MAX_APS_PAYLOAD if fragment is None else MAX_FRAGMENT_PAYLOAD):
             return {"status": MESSAGE_TOO_LONG, "sequence": 0}
-        counter = self._next("_aps_seq")
-        aps_frame = _with_sequence(a["aps_frame"], counter)
+        # one APS counter for all blocks of a message: the host hands it back (R22 2.2.8.4.5)
+        counter = frame.sequence if fragment is not None and fragment.block else \
+            self._next("_aps_seq")
+        aps_frame = _with_sequence(frame, counter)
         send = _Send(dst, aps_frame, message, a["message_tag"], mtype, broadcast=False)
+        send.fragment = fragment
         if dst == self.network.node_id:
             self._then(lambda: self._loopback(send))
         else:
@@ -804,7 +831,27 @@ class VirtualNcp:
         return {"status": OK, "sequence": counter}
 
     def cmd_sendReply(self, a):
-        return {"status": INVALID_CALL}          # no fragmentation on the virtual HAN
+        """The host's ack of one received block (EmberZNet host fragmentation): groupId
+        is the host's ack mask (high byte, 0xFF from bellows) and the block (low byte).
+        With one block in flight the APS ack names that block alone (bitfield 0x01).
+        Other replies are not modelled."""
+        frame = a["aps_frame"]
+        if not self.up or not frame.options & t.EmberApsOption.APS_OPTION_FRAGMENT:
+            return {"status": INVALID_CALL}
+        src, counter, block = int(a["nwk"]), int(frame.sequence), frame.groupId & 0xFF
+        if (src, counter) not in self._rx_blocks:
+            return {"status": INVALID_CALL}      # no such message being received
+        fragment = frames.Fragment(block, ack_bits=0x01)   # window size 1
+        ack = frames.aps_ack(frame.destinationEndpoint, frame.clusterId, frame.profileId,
+                             frame.sourceEndpoint, counter, fragment)
+        self._acked_blocks[(src, counter, block)] = ack
+        while len(self._acked_blocks) > 64:
+            del self._acked_blocks[next(iter(self._acked_blocks))]
+        self._then(lambda: self._send_stack_frame(src, ack))
+        return {"status": OK}
+
+    def _send_stack_frame(self, dst, aps: bytes) -> None:
+        self._send_nwk(_Send(dst, None, b"", 0, None, broadcast=False, internal=True), aps)
 
     def _loopback(self, send) -> None:
         self._message_sent(send, OK)
@@ -815,10 +862,13 @@ class VirtualNcp:
 
     def _send_aps(self, send) -> None:
         f = send.aps_frame
-        send.aps_ack = bool(f.options & t.EmberApsOption.APS_OPTION_RETRY) and not send.broadcast
+        # every block of a fragmented message is acknowledged (R22 2.2.8.4.5.2)
+        send.aps_ack = not send.broadcast and (
+            bool(f.options & t.EmberApsOption.APS_OPTION_RETRY) or send.fragment is not None)
         aps = frames.aps_data(f.destinationEndpoint, f.clusterId, f.profileId,
                               f.sourceEndpoint, f.sequence, send.message,
-                              broadcast=send.broadcast, ack_request=send.aps_ack)
+                              broadcast=send.broadcast, ack_request=send.aps_ack,
+                              fragment=send.fragment)
         self._send_nwk(send, aps)
 
     def _send_nwk(self, send, aps: bytes) -> None:
@@ -862,7 +912,7 @@ class VirtualNcp:
 
     def _tx_result(self, send, acked: bool) -> None:
         if send.aps_ack and not send.internal:
-            key = (send.dst, send.aps_frame.sequence)
+            key = (send.dst, send.aps_frame.sequence, send.block)
             self._aps_waiting[key] = send
             self._after(APS_ACK_WAIT, lambda now: self._aps_timeout(key, send))
             return
@@ -909,25 +959,55 @@ class VirtualNcp:
         try:
             dst, src, _radius, _seq, aps = frames.parse_nwk(mac.payload)
             (ftype, ack_req, dst_ep, cluster, profile, src_ep, counter,
-             payload) = frames.parse_aps(aps)
+             payload, fragment) = frames.parse_aps_fragment(aps)
         except (ValueError, IndexError, struct.error):
             return mac.dst == me                     # MAC took it; upper layers drop it
         self.neighbours[src] = self._key_of_band(band, mac)
         if dst != me and dst < 0xFFF8:
             return mac.dst == me                     # no routing: a star HAN
         if ftype == frames.APS_ACK:
-            self._aps_acked(src, counter)
+            self._aps_acked(src, counter, fragment)
+            return mac.dst == me
+        if fragment is not None:
+            if dst == me:
+                self._block_received(src, dst_ep, cluster, profile, src_ep, counter, payload,
+                                     fragment, ack_req)
             return mac.dst == me
         if ack_req and dst == me:
             ack = frames.aps_ack(src_ep, cluster, profile, dst_ep, counter)
-            self._send_nwk(_Send(src, None, b"", 0, None, broadcast=False, internal=True), ack)
-        if (src, counter) in self._recent_aps:
+            self._send_stack_frame(src, ack)
+        if (src, counter, None) in self._recent_aps:
             return mac.dst == me                     # APS duplicate (a retry): drop it
-        self._recent_aps.append((src, counter))
-        del self._recent_aps[:-64]
+        self._remember(src, counter, None)
         self._receive_aps(src, profile, cluster, src_ep, dst_ep, counter, payload,
                           broadcast=dst >= 0xFFF8, loopback=False, ack_req=ack_req)
         return mac.dst == me
+
+    def _remember(self, src, counter, block) -> None:
+        self._recent_aps.append((src, counter, block))
+        del self._recent_aps[:-64]
+
+    def _block_received(self, src, dst_ep, cluster, profile, src_ep, counter, payload,
+                        fragment, ack_req) -> None:
+        """One block of a fragmented message: up to the host, which acks it (sendReply)
+        and reassembles; a retried block already acked is acked again here."""
+        key = (src, counter, fragment.block)
+        if key in self._recent_aps:
+            ack = self._acked_blocks.get(key)
+            if ack is not None:
+                self._send_stack_frame(src, ack)
+            return
+        if fragment.block == 0:
+            self._rx_blocks[(src, counter)] = fragment.count
+            while len(self._rx_blocks) > 16:
+                del self._rx_blocks[next(iter(self._rx_blocks))]
+        count = self._rx_blocks.get((src, counter))
+        if count is None or fragment.block >= count:
+            return                                   # a block of a message we never began
+        self._remember(*key)
+        self._receive_aps(src, profile, cluster, src_ep, dst_ep, counter, payload,
+                          broadcast=False, loopback=False, ack_req=ack_req,
+                          fragment=frames.Fragment(fragment.block, count))
 
     def _key_of_band(self, band, mac):
         for key in self.listening():
@@ -935,14 +1015,19 @@ class VirtualNcp:
                 return key
         return self._primary()
 
-    def _aps_acked(self, src, counter) -> None:
-        send = self._aps_waiting.pop((src, counter), None)
-        if send is not None and not send.done:
-            send.done = True
-            self._message_sent(send, OK)
+    def _aps_acked(self, src, counter, fragment=None) -> None:
+        if fragment is None:
+            blocks = [None]
+        else:   # bit i of the ack bitfield: block (block number + i) received
+            blocks = [fragment.block + i for i in range(8) if fragment.ack_bits >> i & 1]
+        for block in blocks:
+            send = self._aps_waiting.pop((src, counter, block), None)
+            if send is not None and not send.done:
+                send.done = True
+                self._message_sent(send, OK)
 
     def _receive_aps(self, src, profile, cluster, src_ep, dst_ep, counter, payload,
-                     broadcast, loopback, ack_req=False) -> None:
+                     broadcast, loopback, ack_req=False, fragment=None) -> None:
         zdo_flags = self.config.get(int(t.EzspConfigId.CONFIG_APPLICATION_ZDO_FLAGS), 0)
         to_host = True
         if profile == 0 and dst_ep == 0 and cluster < 0x8000:
@@ -956,9 +1041,13 @@ class VirtualNcp:
             return
         options = t.EmberApsOption.APS_OPTION_RETRY if ack_req else \
             t.EmberApsOption.APS_OPTION_NONE
+        group = 0
+        if fragment is not None:
+            options |= t.EmberApsOption.APS_OPTION_FRAGMENT
+            group = fragment.count << 8 | fragment.block
         aps_frame = t.EmberApsFrame(profileId=profile, clusterId=cluster,
                                     sourceEndpoint=src_ep, destinationEndpoint=dst_ep,
-                                    options=options, groupId=0, sequence=counter)
+                                    options=options, groupId=group, sequence=counter)
         self.callback("incomingMessageHandler", {
             "message_type": t.EmberIncomingMessageType.INCOMING_BROADCAST if broadcast
             else t.EmberIncomingMessageType.INCOMING_UNICAST,
@@ -1249,12 +1338,17 @@ class _Send:
         self.message_type = message_type
         self.broadcast = broadcast
         self.internal = internal          # stack-originated (ZDO reply, APS ack): no callback
+        self.fragment = None              # frames.Fragment of one block of a message
         self.aps_ack = False
         self.aps_tries = 0
         self.mac_tries = 0
         self.mac_seq = 0
         self.nwk = b""
         self.done = False
+
+    @property
+    def block(self):
+        return None if self.fragment is None else self.fragment.block
 
 
 def _with_sequence(aps_frame, counter):

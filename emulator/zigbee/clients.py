@@ -26,6 +26,7 @@ import zigpy.zdo.types
 from zigpy.zcl import foundation
 
 from emulator.zigbee import clusters as C
+from emulator.zigbee.fragmentation import ApsFragmentation
 from emulator.zigbee.hub import (HUB_NWK, S2C, SE_ENDPOINT, SE_PROFILE, BellowsApplication,
                                  OrderedSender, USE_THREAD)
 from emulator.zigbee.tunnel import TunnelStream
@@ -329,11 +330,11 @@ class TunnelNode(SeClient):
 
 # -- where they run ----------------------------------------------------------------------------
 
-class NodeApplication(BellowsApplication):
+class NodeApplication(ApsFragmentation, BellowsApplication):
     """bellows' ControllerApplication hosting one `SeClient` on its own NCP: SE frames for
     the client's endpoint go to it (zigpy would drop profile 0x0109), its packets go out
-    through `send_packet`. The client's endpoint is registered via `additional_endpoints`
-    (`node_config`)."""
+    through `send_packet` (APS-fragmented when longer than one frame). The client's
+    endpoint is registered via `additional_endpoints` (`node_config`)."""
 
     def __init__(self, config: dict, client_factory):
         super().__init__(config)

@@ -39,6 +39,7 @@ from zigpy.zcl.clusters.general import Basic, Time
 from zigpy.zdo import types as zdo_t
 
 from emulator.zigbee import clusters as C
+from emulator.zigbee.fragmentation import ApsFragmentation
 from emulator.zigbee.tunnel import TunnelStream
 from firmware.han import tunnel as T
 
@@ -740,9 +741,10 @@ def hub_config(path, server: HubSeServer | None = None, channel=None, baudrate=1
     return config
 
 
-class HubApplication(BellowsApplication):
+class HubApplication(ApsFragmentation, BellowsApplication):
     """bellows' ControllerApplication with the hub's SE endpoints served by a
-    `HubSeServer` (the profile 0x0109 workaround) and the CHF's WAN side."""
+    `HubSeServer` (the profile 0x0109 workaround), the CHF's WAN side, and APS
+    fragmentation of what it sends (`emulator.zigbee.fragmentation`)."""
 
     def __init__(self, config: dict, server: HubSeServer, clock=None):
         super().__init__(config)

@@ -11,22 +11,31 @@ the top three bits of its channel number, as EmberZNet numbers them:
 "Sub-GHz"); an NCP whose firmware has no sub-GHz radio refuses them, and `start_sub_ghz`
 says so in words.
 
-`UNFRAGMENTED_TRANSFER`: EZSP `sendUnicast` takes one APS frame and bellows fragments
-only what it receives (`bellows/ezsp/fragmentation.py` reassembles; nothing splits), so a
-TransferData must fit one frame: 127-octet PSDU less the MAC, NWK (with its security
-header and MIC), APS and ZCL headers leaves about 80 octets; 64 octets of tunnel data
-per command is the size the hub advertises on a bellows radio unless told otherwise. GB
-devices advertise 1500 and rely on APS fragmentation, which this host side lacks.
+Transfer sizes. A TransferData longer than one APS frame (127-octet PSDU less the MAC,
+NWK, APS and ZCL headers: under 100 octets) goes as APS blocks: EZSP `sendUnicast` takes
+one frame and bellows only reassembles what it receives, so the hub and the nodes
+fragment it themselves (`emulator.zigbee.fragmentation`, EmberZNet's host
+fragmentation). GB devices advertise a Tunneling MaximumIncomingTransferSize of 1500
+(`GB_MAX_TRANSFER`, `firmware.han.tunnel`); a GB-HRGP frame longer than the peer's size
+is cut into several TransferData, which a capture cannot show as one GBCS message
+(Wireshark's `gbcs_tunnel` reassembles APS blocks, not the tunnel's byte stream). The
+emulated hub and tunnel nodes advertise `HAN_MAX_TRANSFER` (4096, within ZSE's 16-bit
+attribute and the 255 APS blocks of one message), which holds every GBCS message the
+lab sends on the HAN (the largest, CS02b's new certificates, is about 1.9 kB), so each
+crosses as one TransferData; a real GB meter still gets at most the 1500 it advertises.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from firmware.han.tunnel import MAX_TRANSFER
+
 SUB_GHZ_PHY = 1
 GB_PAGES = (28, 29, 30, 31)
 DEFAULT_PAGE = 28
-UNFRAGMENTED_TRANSFER = 64
+GB_MAX_TRANSFER = MAX_TRANSFER            # 1500
+HAN_MAX_TRANSFER = 4096
 CHANNELS_2_4 = range(11, 27)
 
 

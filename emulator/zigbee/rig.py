@@ -21,12 +21,7 @@ from emulator.zigbee import PROFILES, ROLES  # noqa: F401  (re-exported)
 from emulator.zigbee.clients import Cad, Ihd, NodeApplication, Ppmid, TunnelNode, node_config
 from emulator.zigbee.hub import HubApplication, hub_config, ieee_of
 from emulator.zigbee.lab import CAD_EUI, IHD_EUI, PPMID_EUI, ZigbeePremise
-from emulator.zigbee.radio import (
-    CHANNELS_2_4,
-    DEFAULT_PAGE,
-    UNFRAGMENTED_TRANSFER,
-    start_sub_ghz,
-)
+from emulator.zigbee.radio import CHANNELS_2_4, DEFAULT_PAGE, HAN_MAX_TRANSFER, start_sub_ghz
 
 _CLASSES = {"esme": TunnelNode, "gsme": TunnelNode, "ihd": Ihd, "cad": Cad, "ppmid": Ppmid}
 
@@ -38,7 +33,7 @@ def role_eui(lab_module, role):
 
 class HanRig:
     def __init__(self, lab, hub_path, band="2.4", channel=15, sub_ghz=(DEFAULT_PAGE, 0),
-                 max_transfer=UNFRAGMENTED_TRANSFER, baudrate=115200, wan_timeout=5.0,
+                 max_transfer=HAN_MAX_TRANSFER, baudrate=115200, wan_timeout=5.0,
                  start_timeout=30.0):
         if band not in ("2.4", "868"):
             raise ValueError("band is 2.4 or 868")
