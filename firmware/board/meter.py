@@ -32,13 +32,19 @@ step forward by up to save_period, never back; after a clean shutdown it resumes
 time it stopped.
 
 Runs unchanged on MicroPython: `firmware/board/stdio_main.py` drives it over a pipe.
+
+A test-only planted fault (a profile's `"fault": {"hang_on": KIND}`, which no shipped
+profile has) makes the device hang on one kind of bad frame, so that the DUT fuzzer
+(`emulator/fuzz/dut.py`) can be shown to find a hang: under MicroPython the loop stops
+for good, elsewhere the core falls silent until it is restarted.
 """
 
 import json
+import sys
 
 from firmware.devices.esme import Esme
 from firmware.dlms.server import DlmsServer
-from firmware.hdlc.station import HdlcStation
+from firmware.hdlc.station import REJECT_Y, HdlcStation
 from firmware.persist import FileStateStore
 from firmware.sim.clock import SteppedClock
 from firmware.wrapper import WrapperEndpoint
@@ -56,6 +62,11 @@ READ_ONLY_REQUEST_TAGS = (0xC0, 0x60, 0x62)
 DEFAULT_SAVE_PERIOD = 900     # simulated seconds between saves of the running registers
 DEFAULT_MAX_PDU_SIZE = 1024
 STATE_FORMAT = 1
+
+# Planted faults: an I frame whose information field is over the negotiated maximum
+# (the station's FRMR with reason Y, ISO/IEC 13239).
+FAULT_HDLC_INFO_TOO_LONG = "hdlc-info-too-long"
+FAULTS = (FAULT_HDLC_INFO_TOO_LONG,)
 
 
 class MeterError(Exception):
@@ -94,6 +105,10 @@ class MeterCore:
         self._hdlc_address = _hdlc_address(profile)
         self._wport = (profile.get("wrapper") or {}).get("wport")
         self._links = {}
+        self._fault = (profile.get("fault") or {}).get("hang_on")
+        if self._fault is not None and self._fault not in FAULTS:
+            raise MeterError("unknown planted fault %r" % (self._fault,))
+        self.hung = False
 
     @property
     def now(self):
@@ -111,6 +126,8 @@ class MeterCore:
             upper, lower = self._hdlc_address
             endpoint = HdlcStation(server_upper=upper, server_lower=lower,
                                    on_apdu=on_apdu, on_disconnect=session.abort)
+            if self._fault == FAULT_HDLC_INFO_TOO_LONG:
+                endpoint.on_reject = self._on_reject_fault
         elif framing == FRAMING_WRAPPER:
             endpoint = WrapperEndpoint(on_apdu=on_apdu, on_disconnect=session.abort,
                                        wport=self._wport)
@@ -119,8 +136,19 @@ class MeterCore:
         self._links[conn_id] = _Link(endpoint, session)
 
     def receive(self, conn_id, data):
+        if self.hung:
+            return b""
         out = self._link(conn_id).endpoint.receive(data)
+        if self.hung:
+            return b""
         return out or b""
+
+    def _on_reject_fault(self, frmr_info):
+        if frmr_info[2] & REJECT_Y:
+            self.hung = True
+            if sys.implementation.name == "micropython":
+                while True:      # the planted hang: the pipe loop never answers again
+                    pass
 
     def idle(self, conn_id):
         """The line of `conn_id` was silent for its inter-frame time-out: drop a frame

@@ -93,6 +93,7 @@ class HdlcStation:
         self.server_lower = server_lower
         self.on_apdu = on_apdu
         self.on_disconnect = on_disconnect
+        self.on_reject = None           # called with the FRMR information of a link's reject
         self.capability = LinkParameters(max_info_length, max_info_length,
                                          window_size, window_size)
         self.max_apdu_size = max_apdu_size
@@ -218,6 +219,8 @@ class HdlcStation:
     def _on_reject(self, frame):
         self._pending = None
         self._rx = bytearray()
+        if self.on_reject is not None:
+            self.on_reject(self._frmr_info)
         return self._u_frame(FRMR, self._frmr_info)
 
     def _on_repeat_reject(self, frame):
