@@ -19,13 +19,14 @@ import json
 import pathlib
 import tomllib
 
+from firmware.board.meter import FAULTS
 from firmware.devices import profile as fp
 from firmware.devices.profile import ProfileError
 
 PROFILES_DIR = pathlib.Path(__file__).resolve().parent.parent / "profiles"
 
 _TOP_LEVEL = ("schema", "name", "device", "clock", "hdlc", "wrapper", "dlms", "clients",
-              "load", "tou", "supply", "events", "objects")
+              "load", "tou", "supply", "events", "objects", "fault")
 _OBJECT_FIELDS = ("obis", "access", "initial_wh", "depth")
 _DEPTH_LIMIT = 100000
 
@@ -117,7 +118,15 @@ def _convert(raw):
         "events": _events(raw),
         "objects": _objects(raw, variant, clients),
     }
+    if "fault" in raw:
+        profile["fault"] = _fault(raw)
     return profile
+
+
+def _fault(raw):
+    """A planted fault, for tests of the DUT fuzzer only (firmware/board/meter.py)."""
+    _only(_table(raw, "fault"), "fault.", ("hang_on",))
+    return {"hang_on": _choice(raw, "fault.hang_on", FAULTS)}
 
 
 def _device(raw, variant):

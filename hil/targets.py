@@ -1,7 +1,8 @@
 """A target from the `--dut` string: its resources, drivers and capabilities, and the
 `Dut` object tests get.
 
-    inprocess:PROFILE[/wrapper]      the core in this process (HDLC unless /wrapper)
+    inprocess:PROFILE[/wrapper]      the core in this process (HDLC unless /wrapper);
+                                     PROFILE is a shipped name or a path to a .toml
     micropython:PROFILE              the core in the `micropython` binary, on a pty,
                                      reached through pyserial; with the lab's ESME
                                      profile its ESME also stands in for the GBCS lab's
@@ -53,6 +54,10 @@ def parse_dut(text):
                           "serial:DEVICE[@baud], tcp:HOST:PORT[/wrapper|/hdlc]" % text)
     if kind in ("inprocess", "micropython"):
         profile, _, framing = rest.partition("/")
+        if ".toml" in rest:          # a profile by path: tests/fuzz/profiles/x.toml[/wrapper]
+            profile, _, framing = rest.partition(".toml")
+            profile += ".toml"
+            framing = framing[1:] if framing.startswith("/") else framing
         framing = framing or "hdlc"
         if kind == "micropython" and framing != "hdlc":
             raise TargetError("--dut %r: the micropython DUT serves HDLC on its pty" % text)
@@ -184,6 +189,13 @@ class Target:
         if self._state_dir:
             shutil.rmtree(self._state_dir, ignore_errors=True)
 
+    def alive(self):
+        """False when the DUT's process is known to have died (the micropython core);
+        None when that cannot be told from here (a board, a networked device)."""
+        if self._served is not None:
+            return self._served.alive()
+        return None
+
     def describe(self):
         port = self.resources.get("port")
         return "%s (%s, %s, profile %s; capabilities: %s)" % (
@@ -253,6 +265,11 @@ class ServedPty:
                                   state_dir=self.state_dir,
                                   gbcs_credentials=self.gbcs_credentials,
                                   command_timeout=self.command_timeout)
+
+    def alive(self):
+        """Whether the micropython process is running (a hung one is alive)."""
+        proc = getattr(self._runtime, "_proc", None)
+        return proc is not None and proc.returncode is None
 
     def receive_gbcs(self, message):
         """One GBCS message to the core's ESME (its GBCS pipe channel): what it sends back.
