@@ -326,16 +326,19 @@ class MicroPythonRuntime:
     async def _command(self, kind, conn, payload=b"", messages=None):
         """One request/response exchange: -> (DATA bytes, DONE payload); GBCS frames on
         the way are appended to `messages`."""
-        if self._proc is None:
-            raise RuntimeFailure("the micropython runtime is not running")
         async with self._lock:
+            # checked under the lock: a command queued behind one that a kill ended
+            # finds the process gone (stop() cleared it), not a None to write to
+            proc = self._proc        # stop() may clear it while this waits below
+            if proc is None:
+                raise RuntimeFailure("the micropython runtime is not running")
             try:
-                self._proc.stdin.write(pipe.encode_frame(kind, conn, payload))
-                await self._proc.stdin.drain()
+                proc.stdin.write(pipe.encode_frame(kind, conn, payload))
+                await proc.stdin.drain()
             except (BrokenPipeError, ConnectionResetError):
-                await self._wait_exit()
+                await self._wait_exit(proc)
                 raise RuntimeFailure("the micropython core is gone (exit code %s)%s"
-                                     % (self._proc.returncode, self._stderr_text()))
+                                     % (proc.returncode, self._stderr_text()))
             data = bytearray()
             while True:
                 rkind, rconn, rpayload = await self._read_frame(self._command_timeout,
@@ -353,23 +356,27 @@ class MicroPythonRuntime:
                                          % (rkind, self._stderr_text()))
 
     async def _read_frame(self, timeout, what):
-        stdout = self._proc.stdout
+        proc = self._proc
+        stdout = proc.stdout
         try:
             header = await asyncio.wait_for(stdout.readexactly(pipe.HEADER_SIZE), timeout)
             kind, conn, length = struct.unpack(pipe.HEADER_FORMAT, header)
             payload = await asyncio.wait_for(stdout.readexactly(length), timeout)
         except asyncio.IncompleteReadError:
-            await self._wait_exit()
+            await self._wait_exit(proc)
             raise RuntimeFailure("the micropython core exited (code %s) during %s%s"
-                                 % (self._proc.returncode, what, self._stderr_text()))
+                                 % (proc.returncode, what, self._stderr_text()))
         except asyncio.TimeoutError:
             raise RuntimeFailure("the micropython core did not answer %s within %g s%s"
                                  % (what, timeout, self._stderr_text()))
         return kind, conn, payload
 
-    async def _wait_exit(self):
+    async def _wait_exit(self, proc=None):
+        proc = proc or self._proc
+        if proc is None:
+            return
         try:
-            await asyncio.wait_for(self._proc.wait(), 5)
+            await asyncio.wait_for(proc.wait(), 5)
         except asyncio.TimeoutError:
             pass
         if self._stderr_task is not None:
