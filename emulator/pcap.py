@@ -3,8 +3,9 @@
 Link type **195, LINKTYPE_IEEE802_15_4_WITHFCS**: each packet is the PSDU exactly as it
 went on the air, MAC header to the 2-octet FCS, so tshark checks the FCS too. The
 virtual NCPs send NWK and APS unsecured (see ``emulator/ncp/frames.py``), so no keys are
-needed: Wireshark's ZigBee NWK heuristic takes the MAC payload, then APS, then ZCL by
-profile (0x0109 Smart Energy, with the Tunneling cluster 0x0704 carrying GBCS).
+needed: Wireshark's ZigBee NWK heuristic takes the MAC payload, then APS (reassembling
+APS blocks of a fragmented message), then ZCL by profile (0x0109 Smart Energy, with the
+Tunneling cluster 0x0704 carrying GBCS).
 
 File format: the classic libpcap layout (https://wiki.wireshark.org/Development/LibpcapFileFormat):
 a 24-octet global header (magic a1b2c3d4, version 2.4, snaplen, link type) and per

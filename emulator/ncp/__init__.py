@@ -31,10 +31,17 @@ channel`` (page 28 channel 5 is 0x85). Without sub-GHz support the multi-PHY com
 answer NOT_SUPPORTED (EmberStatus INVALID_CALL before EZSP v14), joins and forms
 on such a channel too.
 
+APS fragmentation as EmberZNet runs it with host fragmentation: ``sendUnicast`` with
+``APS_OPTION_FRAGMENT`` and ``groupId = count << 8 | block`` puts one block on the air
+with the extended APS header; the receiving NCP hands blocks up with the same option
+and groupId and sends the APS ack when its host calls ``sendReply`` (see ``ncp.py``).
+An unfragmented payload over 100 bytes is refused with MESSAGE_TOO_LONG
+(``maximumPayloadLength`` says 100).
+
 Not modelled: NWK/APS security (frames travel and are captured unencrypted; keys are
-kept and reported), routing beyond one hop (a star HAN around the coordinator), APS
-fragmentation (payloads over 100 bytes are refused with MESSAGE_TOO_LONG), sub-GHz
-duty-cycle limits, multicast groups (sent as broadcasts), CBKE.
+kept and reported), routing beyond one hop (a star HAN around the coordinator), a
+fragment window above one block, sub-GHz duty-cycle limits, multicast groups (sent as
+broadcasts), CBKE.
 """
 
 from emulator.ncp.medium import VirtualMedium

@@ -136,6 +136,9 @@ def test_thirty_percent_loss_on_the_medium_completes_or_times_out_and_never_runs
                 assert len(executed) == len(set(executed))      # no command ran twice
                 lost = [r for r in radios.medium.records if r.fate == "lost"]
                 assert lost                                      # the loss was real
+                # the GBCS messages crossed as APS blocks (extended header), some lost
+                assert any(r.psdu[0] & 7 == 1 and len(r.psdu) > 18 and r.psdu[17] & 0x80
+                           for r in lost)
             finally:
                 await rig.stop()
     _run(main(), timeout=120)
