@@ -616,6 +616,11 @@ from emulator.han_cli import han  # noqa: E402
 
 main.add_command(han)
 
+# ---------------------------------------------------------------------------- fuzz
+from emulator.fuzz.cli import fuzz  # noqa: E402
+
+main.add_command(fuzz)
+
 
 if __name__ == "__main__":
     main()
