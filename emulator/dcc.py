@@ -108,6 +108,19 @@ def duis_roles(remote_party_role, device_type=None):
     return table.get(device_type, ())
 
 
+def _eligible(remote_party_role, device_type, srv_roles):
+    """Whether a DUIS user role of this SMKI role (on this device type) may send the SRV."""
+    key = (remote_party_role, device_type, srv_roles)
+    eligible = _ELIGIBLE.get(key)
+    if eligible is None:
+        eligible = _ELIGIBLE[key] = bool(set(duis_roles(remote_party_role, device_type))
+                                         & set(srv_roles))
+    return eligible
+
+
+_ELIGIBLE = {}          # a handful of (role, device type, SRV roles): unbounded is fine
+
+
 class User:
     """A DUIS user as the DCC knows it: its organisation DS certificate."""
 
@@ -294,7 +307,7 @@ class Dcc:
         srv = duis.SERVICE_REQUESTS.get(request.service_reference_variant)
         if srv is None or srv.reference != request.service_reference:
             raise _Refusal("not_served", "SRV %s" % request.service_reference_variant)
-        if not set(duis_roles(user.role)) & set(srv.roles):
+        if not _eligible(user.role, None, srv.roles):
             raise _Refusal("role_not_eligible", "role %s for SRV %s" % (user.role, srv.variant))
         record = self.routing.get(request.request_id.target)
         if record is None:
@@ -302,7 +315,7 @@ class Dcc:
         use_case = srv.use_cases.get(record.device_type)
         if use_case is None:
             raise _Refusal("not_served", "SRV %s on a %s" % (srv.variant, record.device_type))
-        if not set(duis_roles(user.role, record.device_type)) & set(srv.roles):
+        if not _eligible(user.role, record.device_type, srv.roles):
             raise _Refusal("role_not_eligible", "on a %s" % record.device_type)
         self._check_responsible(user, srv, record)
         variant = request.command_variant
@@ -372,11 +385,12 @@ class Dcc:
         except (GbcsError, duis.DuisError) as e:
             raise _Refusal("pre_command_altered", "GBCS payload does not parse: %s" % e)
         expected = pending[2]
-        if (signed.mac_protected or signed.signed_part() != expected.signed_part()):
+        signed_part = signed.signed_part()      # what the signature covers, built once
+        if signed.mac_protected or signed_part != expected.signed_part():
             raise _Refusal("pre_command_altered", "not the pre-command the DCC made")
         if signed.signature is None:
             raise _Refusal("bad_pre_command_signature", "pre-command carries no signature")
-        if not security.verify_signature(self.crypto, user.ds_public, signed):
+        if not self.crypto.ecdsa_verify(user.ds_public, signed_part, signed.signature):
             raise _Refusal("bad_pre_command_signature", "does not verify with the user's key")
         del self._pre_commands[(user.eui, request.request_id.counter)]
         return await self._send(request, user, srv, record, signed)

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import base64
 import datetime
-import functools
 import re
 import xml.etree.ElementTree as ET
 
@@ -115,9 +114,17 @@ class DuisError(Exception):
 # -- identifiers -------------------------------------------------------------------------
 def eui_text(eui: bytes) -> str:
     """`90-B3-D5-1F-30-01-00-00`: the DUIS EUI-64 form (XSD type EUI)."""
-    if len(eui) != 8:
-        raise ValueError("an EUI-64 is 8 bytes")
-    return eui.hex("-").upper()
+    text = _EUI_TEXTS.get(eui)
+    if text is None:
+        if len(eui) != 8:
+            raise ValueError("an EUI-64 is 8 bytes")
+        text = eui.hex("-").upper()
+        if len(_EUI_TEXTS) < 4096:               # a lab's parties and devices
+            _EUI_TEXTS[bytes(eui)] = text
+    return text
+
+
+_EUI_TEXTS = {}
 
 
 def parse_eui(text: str, where="EUI") -> bytes:
@@ -814,9 +821,19 @@ def verify_with_certificate(document, certificate: x509.Certificate) -> None:
     verify(document, _certificate_key(certificate))
 
 
-@functools.lru_cache(maxsize=256)
 def _certificate_key(certificate):
-    return public_xy(certificate.public_key())
+    # by identity, the certificate held so its id is not reused (hashing a certificate
+    # hashes its DER: it cost more than the look-up saved)
+    known = _CERTIFICATE_KEYS.get(id(certificate))
+    if known is None or known[0] is not certificate:
+        if len(_CERTIFICATE_KEYS) >= 256:
+            del _CERTIFICATE_KEYS[next(iter(_CERTIFICATE_KEYS))]
+        known = _CERTIFICATE_KEYS[id(certificate)] = (certificate,
+                                                      public_xy(certificate.public_key()))
+    return known[1]
+
+
+_CERTIFICATE_KEYS = {}
 
 
 def canonical(element, skip=None) -> bytes:

@@ -338,7 +338,8 @@ class Lab:
     async def _wan_send(self, data):
         """The DCC's link to the hub: over the TCP WAN when started, else in process.
         Returns the response (if one came in time) and the alerts that came with it."""
-        self._hop("DCC → hub", "down", "wan", data, data)
+        if self.record:
+            self._hop("DCC → hub", "down", "wan", data, data)
         if self.wan is not None:
             answers = []
             try:
@@ -350,8 +351,9 @@ class Lab:
             del self.wan.unsolicited[:]
         else:
             answers = self._hub_receive(data)
-        for answer in answers:
-            self._hop(self._answered_by(answer) + " → DCC", "up", "wan", answer, answer)
+        if self.record:            # naming the sender parses the answer: only for the record
+            for answer in answers:
+                self._hop(self._answered_by(answer) + " → DCC", "up", "wan", answer, answer)
         return answers
 
     def _answered_by(self, answer):
