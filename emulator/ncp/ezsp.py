@@ -88,7 +88,7 @@ class CommandTable:
         name = self.by_id.get(frame_id)
         if name is None:
             raise EzspError(offset - 1, f"no command 0x{frame_id:04X} in EZSP v{self.version}")
-        schema = self.commands[name][1]
+        schema = parameter_schema(self.commands[name][1])
         try:
             if isinstance(schema, dict):
                 values, rest = t.deserialize_dict(frame[offset:], schema)
@@ -109,7 +109,7 @@ class CommandTable:
         Integer fields the handler leaves out are 0 (binding index, timestamp...);
         any other missing field is a bug in the handler and raises KeyError.
         """
-        schema = self.commands[name][2]
+        schema = parameter_schema(self.commands[name][2])
         fields = schema.fields if not isinstance(schema, dict) else None
         if fields is not None:
             data = schema(**{f.name: values.get(canonical(f.name)) for f in fields}).serialize()
@@ -126,6 +126,14 @@ class CommandTable:
                 parts.append(type_(value).serialize())
             data = b"".join(parts)
         return self.header(seq, name, legacy, callback) + data
+
+
+def parameter_schema(schema):
+    """bellows' parameter list of a command: a dict of name -> type or a Struct class;
+    a few commands (gpTranslationTableClear from v12) have an empty tuple instead."""
+    if isinstance(schema, (tuple, list)):
+        return {f"arg{i}": type_ for i, type_ in enumerate(schema)}
+    return schema
 
 
 def split_header(frame: bytes, version: int):

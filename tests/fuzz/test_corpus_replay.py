@@ -63,3 +63,31 @@ def test_a_finding_fails_the_replay_with_the_file_name(tmp_path):
 
 def _always_finding(target, data):
     target.expect(False, "%d bytes", len(data))
+
+
+# ---------------------------------------------------------------- fixed findings
+
+def test_ezsp_request_without_parameters_in_a_tuple_schema_decodes():
+    """Fuzzing found it: bellows gives gpTranslationTableClear (v12+) an empty tuple for
+    its parameters, and the virtual NCP's decoder raised AttributeError on the request."""
+    from emulator.ncp import ezsp
+    table = ezsp.CommandTable(12)
+    frame = bytes((1, 0x00, 0x01)) + table.id_of("gpTranslationTableClear").to_bytes(2, "little")
+    assert table.decode_request(frame)[1:3] == ("gpTranslationTableClear", {})
+    assert table.encode(1, "gpTranslationTableClear", {})[3:] == frame[3:]
+    with pytest.raises(ezsp.EzspError):
+        table.decode_request(frame + b"\x00")
+
+
+def test_zcl_invalid_string_is_the_one_excused_disagreement():
+    """Fuzzing found it: a 0xFF-length ZCL string is "invalid" (ZCL r7 2.6.2.10, no
+    octets) to the firmware and 255 bytes to zigpy; the ZCL target excuses only that."""
+    from firmware.zcl import frame as Z
+    head = Z.encode_header(0x08, 1, Z.READ_ATTRIBUTES_RESPONSE)
+    invalid = head + bytes.fromhex("05000041ff")
+    assert Z.decode_read_attributes_response(invalid[3:]) == [(5, 0, 0x41, None)]
+    assert targets._invalid_string(targets._zcl_reading(0x0702, invalid))
+    targets.LAYERS["zcl"].run(b"\x07\x02" + invalid)
+    for valid in (head + bytes.fromhex("0500004102abcd"), head + bytes.fromhex("050086")):
+        assert not targets._invalid_string(targets._zcl_reading(0x0702, valid))
+        targets.LAYERS["zcl"].run(b"\x07\x02" + valid)
