@@ -478,17 +478,20 @@ def parse_frame(cluster, data: bytes):
     """(ZCLHeader, command) of one ZCL frame for `cluster`, by zigpy's definitions: the
     steps of `zigpy.zcl.Cluster.deserialize`, which needs a device endpoint to log with.
     The command is the payload bytes when zigpy knows no such command; a payload that
-    does not parse raises ValueError (zigpy's errors wrapped)."""
+    does not parse, or a reserved frame type, raises ValueError (zigpy's errors
+    wrapped)."""
     hdr, rest = foundation.ZCLHeader.deserialize(data)
+    if hdr.frame_control.frame_type not in (foundation.FrameType.GLOBAL_COMMAND,
+                                            foundation.FrameType.CLUSTER_COMMAND):
+        raise ValueError("ZCL frame type %d is reserved (ZCL r7 2.4.1.1.1)"
+                         % hdr.frame_control.frame_type)
     if hdr.frame_control.frame_type == foundation.FrameType.CLUSTER_COMMAND:
         table = (cluster.client_commands if hdr.direction == foundation.Direction.Server_to_Client
                  else cluster.server_commands)
         definition = table.get(hdr.command_id)
     else:
-        try:
-            definition = foundation.GENERAL_COMMANDS[foundation.GeneralCommand(hdr.command_id)]
-        except ValueError:
-            definition = None
+        # GeneralCommand makes a pseudo-member of any id, which GENERAL_COMMANDS lacks
+        definition = foundation.GENERAL_COMMANDS.get(foundation.GeneralCommand(hdr.command_id))
     if definition is None:
         return hdr, bytes(rest)
     try:

@@ -360,8 +360,10 @@ class HubSeServer:
         if hdr.direction != C2S:
             return None
         nwk = packet.src.address
-        if hdr.frame_control.is_manufacturer_specific:
-            self._default_response(packet, hdr, Status.UNSUP_MANUF_CLUSTER_COMMAND)
+        if hdr.frame_control.is_manufacturer_specific:       # ZCL r7 2.6.3, Table 2-12
+            general = hdr.frame_control.frame_type == foundation.FrameType.GLOBAL_COMMAND
+            self._default_response(packet, hdr, Status.UNSUP_MANUF_GENERAL_COMMAND if general
+                                   else Status.UNSUP_MANUF_CLUSTER_COMMAND)
             return self.take_outgoing()
         cluster = self._served(packet.dst_ep, packet.cluster_id)
         if cluster is None:
