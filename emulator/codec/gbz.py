@@ -26,6 +26,7 @@ cannot emit.
 from __future__ import annotations
 
 import io
+import struct
 
 import zigpy.types as t
 from construct import (
@@ -235,7 +236,7 @@ def decode(data: bytes) -> Container:
     stream = io.BytesIO(bytes(data))
     try:
         value = Gbz.parse_stream(stream)
-    except ConstructError as e:
+    except (ConstructError, struct.error) as e:     # compiled fields raise struct.error
         raise GbzCodecError(stream.tell(), _reason(e)) from None
     components = value.components or []
     for i, component in enumerate(components):
