@@ -92,10 +92,26 @@ def _check_loopback(host):
         raise ValueError("the emulated WAN binds and connects to loopback only")
 
 
+class _Outgoing:
+    """A DATA frame awaiting its ACK: the bytes, tries so far, the retry timer, the
+    future its sender holds."""
+
+    __slots__ = ("data", "tries", "timer", "future")
+
+    def __init__(self, data, future):
+        self.data = data
+        self.tries = 0
+        self.timer = None
+        self.future = future
+
+
 class WanLink:
     """One end of a WAN connection: reliable, impaired, duplicate-free message delivery.
 
     `on_message(data)` is called once per message the peer sent, in arrival order.
+    Sending is timer-driven, not a task per frame: `post(data)` transmits at once and
+    arms a retry timer (`loop.call_later`), a delayed frame is written by its own timer,
+    and an ACK resolves the future `post` returned; `send` awaits that future.
     """
 
     def __init__(self, reader, writer, profile: RegionProfile, rng: random.Random,
@@ -112,41 +128,62 @@ class WanLink:
         self.ack_timeout = ack_timeout if ack_timeout is not None else 2 * worst + 0.05
         self.stats = collections.Counter()
         self._next_seq = 0
-        self._acks: dict[int, asyncio.Event] = {}
+        self._outgoing: dict[int, _Outgoing] = {}
         self._seen: set[int] = set()
         self._seen_order: collections.deque = collections.deque()
-        self._tasks: set[asyncio.Task] = set()
+        self._delayed: set[asyncio.TimerHandle] = set()
         self._reader_task: asyncio.Task | None = None
+        self._loop = None
         self.closed = asyncio.Event()
 
     def start(self):
+        self._loop = asyncio.get_running_loop()
         self._reader_task = asyncio.ensure_future(self._read_loop())
 
     # -- sending ---------------------------------------------------------------------
     async def send(self, data: bytes):
         """Deliver `data` to the peer once; WanTimeout after `retries` retransmissions."""
+        await self.post(data)
+
+    def post(self, data: bytes) -> asyncio.Future:
+        """Transmit `data` now; the future is done when the peer acknowledged it, or
+        fails with WanTimeout (no ACK after `retries` retransmissions) or WanError (the
+        link closed). Cancelling it stops the retransmissions."""
+        loop = self._loop or asyncio.get_running_loop()
+        future = loop.create_future()
         if self.closed.is_set():
-            raise WanError("link closed")
+            future.set_exception(WanError("link closed"))
+            return future
         seq = self._next_seq
         self._next_seq = (self._next_seq + 1) & 0xFFFFFFFF
-        acked = asyncio.Event()
-        self._acks[seq] = acked
-        try:
-            for attempt in range(self.retries + 1):
-                if attempt:
-                    self.stats["retransmissions"] += 1
-                self._transmit(DATA, seq, bytes(data))
-                try:
-                    await asyncio.wait_for(acked.wait(), self.ack_timeout)
-                    return
-                except asyncio.TimeoutError:
-                    if self.closed.is_set():
-                        raise WanError("link closed") from None
-        finally:
-            del self._acks[seq]
-        self.stats["send timeouts"] += 1
-        raise WanTimeout(f"frame {seq} not acknowledged after {self.retries + 1} tries "
-                         f"({self.profile.name}, {self.ack_timeout:.3f} s each)")
+        self._outgoing[seq] = _Outgoing(bytes(data), future)
+        future.add_done_callback(lambda _, seq=seq: self._forget(seq))
+        self._try(seq)
+        return future
+
+    def _try(self, seq):
+        out = self._outgoing.get(seq)
+        if out is None:
+            return
+        if out.tries and self.closed.is_set():
+            out.future.set_exception(WanError("link closed"))
+            return
+        if out.tries > self.retries:
+            self.stats["send timeouts"] += 1
+            out.future.set_exception(WanTimeout(
+                f"frame {seq} not acknowledged after {self.retries + 1} tries "
+                f"({self.profile.name}, {self.ack_timeout:.3f} s each)"))
+            return
+        if out.tries:
+            self.stats["retransmissions"] += 1
+        out.tries += 1
+        self._transmit(DATA, seq, out.data)
+        out.timer = self._loop.call_later(self.ack_timeout, self._try, seq)
+
+    def _forget(self, seq):
+        out = self._outgoing.pop(seq, None)
+        if out is not None and out.timer is not None:
+            out.timer.cancel()
 
     def _transmit(self, kind, seq, payload=b""):
         if self.rng.random() < self.profile.loss:
@@ -156,47 +193,70 @@ class WanLink:
         if self.profile.jitter:
             delay += self.rng.uniform(0, self.profile.jitter)
         frame = struct.pack(">IBI", 5 + len(payload), kind, seq) + payload
-        task = asyncio.ensure_future(self._write_later(delay * self.time_scale, frame))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        delay *= self.time_scale
+        if delay <= 0:
+            self._write(frame)
+            return
+        box = []
+        handle = self._loop.call_later(delay, self._write_delayed, frame, box)
+        box.append(handle)
+        self._delayed.add(handle)
 
-    async def _write_later(self, delay, frame):
-        if delay:
-            await asyncio.sleep(delay)
+    def _write_delayed(self, frame, box):
+        self._delayed.discard(box[0])
+        self._write(frame)
+
+    def _write(self, frame):
         if self.writer.is_closing():
             return
         try:
             self.writer.write(frame)
-            await self.writer.drain()
         except (ConnectionError, OSError):
             self.closed.set()
 
     # -- receiving -------------------------------------------------------------------
     async def _read_loop(self):
+        """Frames out of whatever the socket gives (several per read when they queue)."""
+        buffer = bytearray()
         try:
             while True:
-                head = await self.reader.readexactly(4)
-                (length,) = struct.unpack(">I", head)
-                if not 5 <= length <= MAX_FRAME:
-                    self.stats["bad frames"] += 1
+                chunk = await self.reader.read(65536)
+                if not chunk:
                     break
-                body = await self.reader.readexactly(length)
-                kind, seq = struct.unpack_from(">BI", body)
-                if kind == ACK:
-                    event = self._acks.get(seq)
-                    if event is not None:
-                        event.set()
-                elif kind == DATA:
-                    self._transmit(ACK, seq)
-                    self._deliver(seq, body[5:])
-                else:
-                    self.stats["bad frames"] += 1
+                buffer += chunk
+                used = self._frames(buffer)
+                if used is None:
                     break
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+                del buffer[:used]
+        except (ConnectionError, OSError):
             pass
         finally:
-            self.closed.set()
+            self._closed()
             self.writer.close()        # a peer that breaks the framing is hung up on
+
+    def _frames(self, buffer):
+        """Handle each whole frame in `buffer`; the bytes used, or None on a bad frame."""
+        offset, size = 0, len(buffer)
+        while size - offset >= 4:
+            (length,) = struct.unpack_from(">I", buffer, offset)
+            if not 5 <= length <= MAX_FRAME:
+                self.stats["bad frames"] += 1
+                return None
+            if size - offset - 4 < length:
+                break
+            kind, seq = struct.unpack_from(">BI", buffer, offset + 4)
+            if kind == ACK:
+                out = self._outgoing.get(seq)
+                if out is not None and not out.future.done():
+                    out.future.set_result(None)
+            elif kind == DATA:
+                self._transmit(ACK, seq)
+                self._deliver(seq, bytes(buffer[offset + 9:offset + 4 + length]))
+            else:
+                self.stats["bad frames"] += 1
+                return None
+            offset += 4 + length
+        return offset
 
     def _deliver(self, seq, payload):
         if seq in self._seen:
@@ -209,10 +269,19 @@ class WanLink:
         self.stats["delivered"] += 1
         self.on_message(payload)
 
-    async def close(self):
+    def _closed(self):
+        """The link is down: nothing more is written; what awaits an ACK fails with
+        WanError when its retry falls due (`_try`), unless `close` cancels it first."""
         self.closed.set()
-        for task in list(self._tasks):
-            task.cancel()
+        for handle in self._delayed:
+            handle.cancel()
+        self._delayed.clear()
+
+    async def close(self):
+        """Hang up: what still awaits an ACK is cancelled (a peer hanging up fails it)."""
+        for out in list(self._outgoing.values()):
+            out.future.cancel()
+        self._closed()
         if self._reader_task is not None:
             self._reader_task.cancel()
         self.writer.close()
@@ -220,8 +289,8 @@ class WanLink:
             await self.writer.wait_closed()
         except (ConnectionError, OSError):
             pass
-        tasks = list(self._tasks) + ([self._reader_task] if self._reader_task else [])
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._reader_task is not None:
+            await asyncio.gather(self._reader_task, return_exceptions=True)
 
 
 class WanServer:
@@ -240,7 +309,6 @@ class WanServer:
         self.links: list[WanLink] = []
         self.errors: list[Exception] = []
         self._server = None
-        self._tasks: set[asyncio.Task] = set()
         self.connected = asyncio.Event()
 
     async def start(self) -> int:
@@ -250,30 +318,24 @@ class WanServer:
     async def _accept(self, reader, writer):
         rng = random.Random(f"wan {self.seed} hub->dcc {len(self.links)}")
         link = WanLink(reader, writer, self.profile, rng, None, self.time_scale, self.retries)
-        link.on_message = lambda data: self._spawn(self._answer(link, data))
+        link.on_message = lambda data: self._answer(link, data)
         self.links.append(link)
         link.start()
         self.connected.set()
 
-    def _spawn(self, coroutine):
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _answer(self, link, data):
+    def _answer(self, link, data):
+        """The hub's answers to one message, each posted at once (no task per message)."""
         try:
             answers = self.handler(data)
         except Exception as exc:            # the hub never raises; report if one does
             self.errors.append(exc)
             return
         for answer in answers or ():
-            await self._send(link, answer)
+            link.post(answer).add_done_callback(self._sent)
 
-    async def _send(self, link, data):
-        try:
-            await link.send(data)
-        except WanError as exc:
-            self.errors.append(exc)
+    def _sent(self, future):
+        if not future.cancelled() and future.exception() is not None:
+            self.errors.append(future.exception())
 
     async def push(self, data: bytes):
         """Send `data` up to the DCC on the newest open connection."""
@@ -284,9 +346,6 @@ class WanServer:
         raise WanError("no DCC connected")
 
     async def close(self):
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
         for link in self.links:
             await link.close()
         if self._server is not None:
@@ -334,15 +393,18 @@ class WanClient:
             raise WanError(f"not a GBCS message: {exc}") from None
         if message.cra_flag != CRA_COMMAND:
             raise WanError("only commands are requests")
+        if self.link is None:
+            raise WanError("not connected")
         key = (bytes(message.originator), message.originator_counter)
         if key in self._pending:
             raise WanError(f"counter {message.originator_counter} already awaits a response")
         answer = asyncio.get_running_loop().create_future()
         self._pending[key] = answer
         limit = self.default_timeout() if timeout is None else timeout
-        sender = asyncio.ensure_future(self.send(command))
+        sent = self.link.post(command)
+        sent.add_done_callback(lambda done: _fail_with(answer, done))
         try:
-            return await asyncio.wait_for(self._first(sender, answer), limit)
+            return await asyncio.wait_for(answer, limit)
         except asyncio.TimeoutError:
             raise WanTimeout(
                 f"no response to counter {message.originator_counter:#x} from "
@@ -350,17 +412,8 @@ class WanClient:
                 f"({self.profile.name})") from None
         finally:
             self._pending.pop(key, None)
-            if not sender.done():
-                sender.cancel()        # the answer came while its ACK was still lost
-            await asyncio.gather(sender, return_exceptions=True)
-
-    @staticmethod
-    async def _first(sender, answer):
-        """The response; or the link's WanTimeout when the command never got through."""
-        done, _ = await asyncio.wait({sender, answer}, return_when=asyncio.FIRST_COMPLETED)
-        if answer not in done:
-            sender.result()            # raises the link's WanTimeout / WanError
-        return await answer
+            if not sent.done():
+                sent.cancel()          # the answer came while its ACK was still lost
 
     def _on_message(self, data: bytes):
         try:
@@ -385,3 +438,14 @@ class WanClient:
     async def close(self):
         if self.link is not None:
             await self.link.close()
+
+
+def _fail_with(answer, sent):
+    """A command that never got through (its link's WanTimeout or WanError) fails the
+    request waiting for its answer; an answer that came first stands."""
+    if sent.cancelled() or answer.done():
+        if not sent.cancelled():
+            sent.exception()           # retrieved: an ACK lost after the answer is no error
+        return
+    if sent.exception() is not None:
+        answer.set_exception(sent.exception())
