@@ -15,6 +15,9 @@ are untouched. With it:
 - TOML scenarios in hil/scenarios (or `--hil-scenarios DIR`) are test items
 - every frame, hex and decoded, in `hil-logs/<dut>/<test>.log`
 - `--hil-report DIR`: campaign summary (scenario × DUT) as Markdown and HTML
+- `--hil-fuzz LAYER` (repeatable) and `--hil-fuzz-cases N`: one item per layer that
+  fuzzes the DUT (`emulator/fuzz/dut.py`); it fails with the findings, and with
+  --hil-report writes fuzz/<dut>/<layer>/fuzz-report.json and replay.jsonl there
 """
 
 import pathlib
@@ -59,6 +62,13 @@ def pytest_addoption(parser):
     group.addoption("--hil-power-off", metavar="CMD", help="command that powers the DUT off")
     group.addoption("--hil-micropython", default="micropython", metavar="BINARY",
                     help="MicroPython binary of the micropython DUT")
+    group.addoption("--hil-fuzz", action="append", default=[], metavar="LAYER",
+                    help="fuzz the DUT at this layer (hdlc, wrapper, acse, xdlms, axdr): "
+                    "one test item per layer (needs --dut)")
+    group.addoption("--hil-fuzz-cases", type=int, default=100, metavar="N",
+                    help="cases per --hil-fuzz layer (default 100)")
+    group.addoption("--hil-fuzz-timeout", type=float, default=2.0, metavar="SECONDS",
+                    help="seconds the DUT has to answer a fuzz case or probe (default 2)")
 
 
 def pytest_configure(config):
@@ -68,16 +78,16 @@ def pytest_configure(config):
         "skipped with the reason otherwise")
     spec = config.getoption("dut")
     if not spec:
-        if config.getoption("hil_scenarios"):
-            raise pytest.UsageError("--hil-scenarios needs --dut")
+        if config.getoption("hil_scenarios") or config.getoption("hil_fuzz"):
+            raise pytest.UsageError("--hil-scenarios and --hil-fuzz need --dut")
         return
     session = HilSession(config, spec)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "smets-hil-session")
     extra = [str(pathlib.Path(d)) for d in config.getoption("hil_scenarios")]
-    if extra:
+    if extra or config.getoption("hil_fuzz"):
         if config.args_source == pytest.Config.ArgsSource.TESTPATHS:
-            config.args[:] = extra     # scenarios asked for, not the whole test tree
+            config.args[:] = extra     # scenarios or fuzzing asked for, not the test tree
         else:
             config.args.extend(a for a in extra if a not in config.args)
 
@@ -177,6 +187,10 @@ class HilSession:
                 raise pytest.skip.Exception(reason, _use_item_location=True)
             except TypeError:
                 pytest.skip(reason)
+
+    def pytest_collection_modifyitems(self, session, config, items):
+        for layer in config.getoption("hil_fuzz"):
+            items.append(FuzzItem.from_parent(session, name="fuzz[%s]" % layer, layer=layer))
 
     def pytest_collectreport(self, report):
         if report.skipped:             # a module skipped whole: never a capability skip
@@ -308,3 +322,55 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, 0, "scenario: %s" % self.scenario.name
+
+
+class FuzzFindings(AssertionError):
+    """A fuzz item's findings (emulator/fuzz/dut.py)."""
+
+
+class FuzzItem(pytest.Item):
+    """Fuzzes the DUT at one layer: `--hil-fuzz-cases` generated cases, seed --hil-seed."""
+
+    def __init__(self, *, layer, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = layer
+        self.result = None
+
+    def runtest(self):
+        from emulator.fuzz import report
+        from emulator.fuzz.dut import DutFuzzer
+        session = self.config.stash[SESSION_KEY]
+        device = session.begin_test(self)
+        link = session.target.link
+        saved = (link.timeout, link.retries)
+        try:
+            fuzzer = DutFuzzer(device, self.layer, seed=self.config.getoption("hil_seed"),
+                               timeout=self.config.getoption("hil_fuzz_timeout"))
+            self.result = fuzzer.run(self.config.getoption("hil_fuzz_cases"))
+        finally:
+            link.timeout, link.retries = saved
+            session.end_test(self)
+        folder = self.config.getoption("hil_report")
+        if folder:
+            report.write(self.result, pathlib.Path(folder) / "fuzz" / session.target.name
+                         / self.layer)
+        self.user_properties.append(("fuzz_cases", self.result.cases))
+        self.user_properties.append(("fuzz_findings", len(self.result.findings)))
+        if self.result.findings:
+            raise FuzzFindings("%d findings in %d %s cases on %s" % (
+                len(self.result.findings), self.result.cases, self.layer, session.spec))
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, FuzzFindings) and self.result is not None:
+            lines = [str(excinfo.value)]
+            for finding in self.result.findings:
+                lines.append("  %s after case %d: %s; reproducer %s (reproduced: %s)" % (
+                    finding.kind, finding.index, finding.detail,
+                    " ".join(c.data.hex() for c in finding.reproducer), finding.reproduced))
+            if self.result.stopped:
+                lines.append("  stopped: %s" % self.result.stopped)
+            return "\n".join(lines)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, "fuzz %s: %s" % (self.layer, self.name)
