@@ -78,8 +78,9 @@ def pytest_configure(config):
         "skipped with the reason otherwise")
     spec = config.getoption("dut")
     if not spec:
-        if config.getoption("hil_scenarios") or config.getoption("hil_fuzz"):
-            raise pytest.UsageError("--hil-scenarios and --hil-fuzz need --dut")
+        for option in ("hil_scenarios", "hil_fuzz"):
+            if config.getoption(option):
+                raise pytest.UsageError("--%s needs --dut" % option.replace("_", "-"))
         return
     session = HilSession(config, spec)
     config.stash[SESSION_KEY] = session
