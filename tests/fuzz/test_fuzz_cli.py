@@ -7,7 +7,7 @@ import pathlib
 from click.testing import CliRunner
 
 from emulator.cli import main
-from emulator.fuzz import coverage, targets
+from emulator.fuzz import cli, coverage, mutators, targets
 
 PLANTED = str(pathlib.Path(__file__).resolve().parent / "profiles" / "esme-planted-hang.toml")
 REAL = "esme-single-phase"
@@ -59,6 +59,11 @@ def test_a_clean_run_exits_0_and_writes_an_empty_replay(tmp_path):
     assert report["findings"] == [] and report["cases"] == 40 and report["probes"] >= 8
     assert (tmp_path / "replay.jsonl").read_text() == ""
     assert "40 cases" in done.output
+
+
+def test_the_help_names_every_dut_layer():
+    assert cli.DUT_LAYERS_TEXT == ", ".join(mutators.LAYERS)
+    assert cli.DUT_LAYERS_TEXT in " ".join(smets_emu("--help").output.split())
 
 
 def test_usage_errors_exit_2(tmp_path):
