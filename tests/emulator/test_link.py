@@ -74,7 +74,7 @@ def _hdlc(upper=None, seed=0, station_kwargs=None, **primary_kwargs):
     stream = DeviceStream(station, seed)
     link = HdlcPrimary(client_address=0x10, server_upper=1, server_lower=0x10,
                        **primary_kwargs)
-    return LinkConnection(link, stream, timeout=0.05, retries=2), station, upper
+    return LinkConnection(link, stream, timeout=0.5, retries=2), station, upper
 
 
 def test_sans_io_connect_exchange_disconnect():
@@ -242,7 +242,7 @@ def test_silence_times_out():
 def _wrapper(upper=None, seed=0):
     upper = upper or Upper()
     endpoint = WrapperEndpoint(on_apdu=upper.on_apdu, on_disconnect=upper.on_disconnect)
-    conn = LinkConnection(WrapperClient(0x10, 1), DeviceStream(endpoint, seed), timeout=0.05)
+    conn = LinkConnection(WrapperClient(0x10, 1), DeviceStream(endpoint, seed), timeout=0.5)
     return conn, endpoint, upper
 
 
@@ -274,7 +274,7 @@ def test_station_survives_any_input_and_then_serves_a_client(chunks, seed):
         assert isinstance(out, bytes)
         assert station._reader.buffered() <= 2049
     assert station.internal_error is None
-    conn = LinkConnection(HdlcPrimary(), DeviceStream(station, seed), timeout=0.05)
+    conn = LinkConnection(HdlcPrimary(), DeviceStream(station, seed), timeout=0.5)
     conn.open()
     assert conn.request(b"\xc0\x01\xc1") == b"\xc4\xc0\x01\xc1"
     conn.close()
@@ -291,7 +291,7 @@ def test_wrapper_endpoint_survives_any_input_and_then_serves_a_client(chunks, se
         assert endpoint.buffered() <= 512 + 8
     assert endpoint.internal_error is None
     endpoint.idle()          # the noise stops; the client's next request starts clean
-    conn = LinkConnection(WrapperClient(0x10, 1), DeviceStream(endpoint, seed), timeout=0.05)
+    conn = LinkConnection(WrapperClient(0x10, 1), DeviceStream(endpoint, seed), timeout=0.5)
     conn.open()
     assert conn.request(b"\xc0\x01\xc1") == b"\xc4\xc0\x01\xc1"
 
