@@ -291,7 +291,7 @@ def mutated(draw, valid):
         del raw[draw(st.integers(0, len(raw) - 1)):]
     elif op == "change" and raw:
         i = draw(st.integers(0, len(raw) - 1))
-        raw[i] = draw(st.integers(0, 255).filter(lambda b: b != raw[i]))
+        raw[i] = (raw[i] + draw(st.integers(1, 255))) & 0xFF     # any other value
     elif op == "insert":
         raw.insert(draw(st.integers(0, len(raw))), draw(u8))
     elif op == "delete" and raw:

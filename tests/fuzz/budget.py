@@ -19,6 +19,8 @@ if PROFILE not in ("ci", "nightly"):
     raise RuntimeError("SMETS_FUZZ_PROFILE=%r: expected ci or nightly" % PROFILE)
 
 CASES_PER_LAYER = {"ci": 10_000, "nightly": 200_000}[PROFILE]
+# a quick local run while writing a test (never set in CI): SMETS_FUZZ_CASES=200
+CASES_PER_LAYER = int(os.environ.get("SMETS_FUZZ_CASES", CASES_PER_LAYER))
 STATEFUL_RUNS = {"ci": 60, "nightly": 2_000}[PROFILE]
 STATEFUL_STEPS = {"ci": 40, "nightly": 120}[PROFILE]
 
