@@ -96,6 +96,10 @@ _STATUS = {
                        t.EzspStatus.ERROR_INVALID_VALUE),
 }
 
+# an all-zero proxy table entry marked UNUSED (0xFF), as an erased table reads
+_UNUSED_GP_PROXY_ENTRY = t.EmberGpProxyTableEntry.deserialize(bytes(64))[0].replace(
+    status=t.EmberGpProxyTableEntryStatus.UNUSED)
+
 # aMaxPHYPacketSize 127 - MAC header 9 - FCS 2 - NWK header 8 - APS header 8
 MAX_APS_PAYLOAD = 127 - 9 - 2 - 8 - 8
 FRAGMENT_HEADER = 2                 # extended frame control + block number
@@ -605,7 +609,8 @@ class VirtualNcp:
         return {}
 
     def cmd_gpProxyTableGetEntry(self, a):
-        return {"status": NOT_FOUND}
+        # the reply always carries an entry: an unused one (bellows' tables, UG100)
+        return {"status": NOT_FOUND, "entry": _UNUSED_GP_PROXY_ENTRY}
 
     def cmd_getSecurityKeyStatus(self, a):
         return {"status": t.EzspStatus.ERROR_SECURITY_KEY_NOT_SET, "security_type": 0}
