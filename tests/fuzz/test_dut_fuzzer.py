@@ -7,9 +7,12 @@ report nothing against the shipped profiles: in-process, on micropython and over
 from `smets-emu serve`. The HIL plugin's --hil-fuzz items are run in a subprocess.
 """
 
+import asyncio
 import itertools
 import json
+import os
 import pathlib
+import signal
 import sys
 
 import pytest
@@ -18,6 +21,7 @@ from emulator import profiles
 from emulator.codec import hdlc as hdlc_codec
 from emulator.fuzz import mutators
 from emulator.fuzz.dut import HANG, DutFuzzer, FuzzError
+from emulator.runtime import MicroPythonRuntime, RuntimeFailure
 from hil.drivers import FrameSplitter
 from hil.resources import Subprocess
 from hil.targets import Dut, Target, dut_label
@@ -187,3 +191,33 @@ def test_hil_plugin_fuzz_items_pass_on_the_shipped_core(pytester):
                                           "-p", "no:cacheprovider")
     assert result.ret == 0
     result.assert_outcomes(passed=2)
+
+
+# -- a bug this found -----------------------------------------------------------------------
+
+@pytest.mark.micropython
+def test_a_command_queued_behind_a_killed_hung_core_fails_cleanly():
+    """Regression: after a power cycle of the hung micropython core, the command queued
+    behind the hung one met `_proc` cleared by stop() and died of AttributeError, which
+    killed the pty server's worker: the restarted DUT never answered again."""
+    profile = profiles.load_profile(PLANTED)
+    context = mutators.Context(profile)
+    oversized = next(c for c in mutators.cases("hdlc", context, 0) if c.kind == "oversized")
+    now = profile["clock"]["start"]
+
+    async def scenario():
+        runtime = MicroPythonRuntime(profile, now, command_timeout=30)
+        await runtime.start()
+        await runtime.open(1, "hdlc")
+        hung = asyncio.ensure_future(runtime.receive(1, oversized.data))
+        await asyncio.sleep(0.5)
+        assert not hung.done()                    # the planted hang is real
+        os.kill(runtime.pid, signal.SIGKILL)      # the power cut, as ServedPty makes it
+        stopping = asyncio.ensure_future(runtime.stop())
+        await asyncio.sleep(0)                    # its QUIT waits behind the hung command
+        queued = asyncio.ensure_future(runtime.advance(now + 10))   # the clock's tick
+        await stopping
+        return await asyncio.gather(hung, queued, return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert [type(o) for o in outcomes] == [RuntimeFailure, RuntimeFailure], outcomes
