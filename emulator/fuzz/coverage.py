@@ -31,9 +31,11 @@ CRASH_DIR = FUZZ_DIR / "crashes"
 ARTIFACT_PREFIXES = ("crash-", "timeout-", "oom-", "leak-", "slow-unit-")
 MAX_LEN = 4096               # bytes; the largest seeds (RTDS messages) are below this
 TIMEOUT = 25                 # seconds one input may take before libFuzzer calls it a hang
-# Packages whose code libFuzzer measures: the decoders and devices under test. What a
-# layer uses is imported (and so instrumented) by running its seeds once at start-up.
-INSTRUMENTED = ("firmware", "emulator.codec", "emulator.ncp.ash", "emulator.ncp.ezsp")
+# Packages whose code libFuzzer measures: the decoders and devices under test, and
+# construct (the host codecs' branches are in its parsers). What a layer uses is imported
+# (and so instrumented) by running its seeds once at start-up.
+INSTRUMENTED = ("firmware", "emulator.codec", "emulator.ncp.ash", "emulator.ncp.ezsp",
+                "construct")
 
 
 class CoverageResult:
@@ -82,7 +84,11 @@ def run(layer, seconds, corpus_dir=None, crash_dir=None, runs=None, jobs=1,
     `corpus_dir` receives the inputs atheris finds (a temporary folder when None; the
     committed seeds are read, never written); `crash_dir` the crash files (default
     fuzz/crashes/<layer>/). `imports` names modules the subprocess imports first: a test
-    registers a layer of its own in `targets.LAYERS` that way."""
+    registers a layer of its own in `targets.LAYERS` that way. RuntimeError (with the
+    reason) where atheris does not import."""
+    ok, why = available()
+    if not ok:
+        raise RuntimeError(why)
     crash_dir = pathlib.Path(crash_dir) if crash_dir else CRASH_DIR / layer
     crash_dir.mkdir(parents=True, exist_ok=True)
     before = set(_artifacts(crash_dir))

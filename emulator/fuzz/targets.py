@@ -745,6 +745,24 @@ class _EsmeOnHdlc:
         self.core.close(conn)
 
 
+def _polled_link_commands(station, raw):
+    """How many SNRM and DISC frames with the poll bit, addressed to `station` from a
+    client, `raw` holds: each must be answered (UA, DM or FRMR; IEC 62056-46 6.4.4)."""
+    from firmware.hdlc import frame as fw
+    from firmware.hdlc.reader import FrameReader
+    reader = FrameReader()
+    reader.feed(raw)
+    count = 0
+    while True:
+        frame = reader.next_frame()
+        if frame is None:
+            return count
+        if (frame.kind in (fw.SNRM, fw.DISC) and frame.poll and frame.source[1] == 1
+                and frame.source[0] != fw.NO_STATION
+                and frame.destination in station._addresses):
+            count += 1
+
+
 def _hdlc_frames(target, out):
     """The station's output as frames; each one both codecs read."""
     from emulator.codec import hdlc as host
@@ -789,14 +807,21 @@ def _device(name, build):
     return _DEVICES[name]
 
 
-def _device_errors():
-    return ()
+def _esme_hdlc_errors():
+    from emulator.codec.acse import AcseCodecError
+    from emulator.codec.xdlms import XdlmsCodecError
+    return _hdlc_errors() + (AcseCodecError, XdlmsCodecError) + _acse_errors()[:1] + \
+        _xdlms_errors()[:1]
+
+
+def _esme_gbcs_errors():
+    return _gbcs_errors() + _xdlms_errors()[2:]
 
 
 @layer("esme-hdlc", "bytes into an ESME (MeterCore) HDLC link: first byte bit 0 clear, "
        "raw link bytes; set, an xDLMS/ACSE APDU in an I-frame of a public association. The "
        "ESME never raises, answers in HDLC/DLMS, keeps its state, still reads its clock",
-       _device_errors)
+       _esme_hdlc_errors)
 def _esme_hdlc(target, data):
     from emulator.codec import acse as host_acse
     from emulator.codec import xdlms as host_xdlms
@@ -817,7 +842,10 @@ def _esme_hdlc(target, data):
             else:
                 host_xdlms.decode_apdu(apdu)
     else:
-        esme.send(target, conn, data[1:])
+        replies = esme.send(target, conn, data[1:])
+        polled = _polled_link_commands(esme.core._link(conn).endpoint, data[1:])
+        target.expect(len(replies) >= polled, "%d SNRM/DISC polls for the ESME in %s, %d "
+                      "replies", polled, data[1:].hex(), len(replies))
     esme.core.close(conn)
     target.expect(esme.state() == esme.baseline, "the ESME's state changed after %s",
                   data.hex())
@@ -862,7 +890,7 @@ class _EsmeOnGbcs:
 @layer("esme-gbcs", "bytes into an ESME's GBCS port (MeterCore.receive_gbcs): it never "
        "raises, answers only with GBCS messages both codecs read (responses, or alerts to "
        "known parties), and its state changes only when it answers a command with a "
-       "response", _device_errors)
+       "response", _esme_gbcs_errors)
 def _esme_gbcs(target, data):
     from emulator.codec import gbcs as host
     from firmware.gbcs import envelope
