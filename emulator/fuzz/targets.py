@@ -643,6 +643,27 @@ def _ezsp(target, data):
         rebuilt = schema.deserialize(frame[offset:])[0].serialize()
     target.expect(rebuilt == frame[offset:], "EZSP v%d %s parameters %s re-serialise as %s",
                   version, name, frame[offset:].hex(), rebuilt.hex())
+    _ncp_answers(target, version, frame)
+
+
+def _ncp_answers(target, version, frame):
+    """The virtual NCP (version negotiated, no radio) takes the request over ASH and
+    answers it: its reply, or invalidCommand, with the request's sequence number."""
+    from emulator.ncp import ash
+    from emulator.ncp.ncp import VirtualNcp
+    ncp = VirtualNcp(bytes(range(8)), None, ezsp_version=version)
+    ncp.receive(ash.encode(bytes((ash.RST,))), 0.0)
+    ncp.outgoing()
+    ncp.host_version = version
+    ncp.receive(ash.encode(ash.data_frame(0, 0, frame)), 0.0)
+    replies = []
+    for raw in ncp.outgoing().split(b"\x7e"):
+        if raw:
+            decoded = ash.decode(ash.unstuff(raw))
+            if decoded.kind == "DATA":
+                replies.append(decoded.payload)
+    target.expect(replies and replies[0][0] == frame[0], "the NCP answered %s with %r",
+                  frame.hex(), replies)
 
 
 _EZSP_TABLES = {}
