@@ -132,6 +132,8 @@ def _hdlc(target, data):
     target.agree((ours[0], ours[1] if not ours[0] else _hdlc_reading(ours[1])),
                  (theirs[0], theirs[1] if not theirs[0] else _host_hdlc_reading(theirs[1])),
                  data)
+    if ours[0]:
+        target.expect(ours[1].encode() == data, "HDLC %s does not rebuild", data.hex())
     if ours[0] and ours[1].info and ours[1].control & 0xEF in (fw.SNRM, fw.UA):
         info = bytes(ours[1].info)
         params = target.outcome(decode_parameters, fw.HdlcError, info)
@@ -332,10 +334,13 @@ def _host_gbcs_reading(c):
 def _gbcs(target, data):
     from emulator.codec import gbcs as host
     from firmware.gbcs import envelope as fw
-    ours = target.outcome(lambda b: _gbcs_reading(fw.parse(b)), fw.GbcsError, data)
-    theirs = target.outcome(lambda b: _host_gbcs_reading(host.decode(b)),
-                            host.GbcsCodecError, data)
-    target.agree(ours, theirs, data)
+    ours = target.outcome(fw.parse, fw.GbcsError, data)
+    theirs = target.outcome(host.decode, host.GbcsCodecError, data)
+    target.agree((ours[0], _gbcs_reading(ours[1]) if ours[0] else ours[1]),
+                 (theirs[0], _host_gbcs_reading(theirs[1]) if theirs[0] else theirs[1]), data)
+    if ours[0]:
+        target.expect(ours[1].encode() == data == host.encode(theirs[1], theirs[1].mac),
+                      "GBCS %s does not rebuild byte for byte", data.hex())
 
 
 # ---------------------------------------------------------------- GBZ
@@ -439,8 +444,12 @@ def _tunnel_errors():
 def _tunnel(target, data):
     from emulator.codec import tunnel as H
     from firmware.han import tunnel as F
-    target.agree(target.outcome(F.decode, F.TunnelError, data),
-                 target.outcome(H.decode, H.TunnelCodecError, data), data)
+    ours = target.outcome(F.decode, F.TunnelError, data)
+    target.agree(ours, target.outcome(H.decode, H.TunnelCodecError, data), data)
+    if ours[0]:
+        kind, remaining, payload = ours[1]
+        target.expect(H.encode(kind, payload, remaining) == data,
+                      "tunnel frame %s does not rebuild", data.hex())
     for view in (data, data[1:]):
         target.agree(target.outcome(F.message_length, F.TunnelError, view),
                      target.outcome(H.message_length, H.TunnelCodecError, view), view)
