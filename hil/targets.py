@@ -189,6 +189,13 @@ class Target:
         if self._state_dir:
             shutil.rmtree(self._state_dir, ignore_errors=True)
 
+    def device_gbcs(self):
+        """The DUT's own GBCS port (message -> [messages]) when its ESME takes GBCS (the
+        micropython core standing in for the lab's ESME), else None."""
+        if self._served is not None and self._served.gbcs_credentials is not None:
+            return self._served.receive_gbcs
+        return None
+
     def alive(self):
         """False when the DUT's process is known to have died (the micropython core);
         None when that cannot be told from here (a board, a networked device)."""

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 # the fuzzers import hypothesis (the test extra): loaded when `fuzz` runs, so that the
 # rest of smets-emu works without it
-DUT_LAYERS_TEXT = "hdlc, wrapper, acse, xdlms, axdr"
+DUT_LAYERS_TEXT = "hdlc, wrapper, acse, xdlms, axdr, gbcs"
 
 
 @click.command()

@@ -6,7 +6,9 @@ port, a networked device), with a liveness probe every few cases.
     result = fuzzer.run(300)            # or fuzzer.replay(cases)
     result.findings                     # [Finding]
 
-Cases come from `emulator.fuzz.mutators` (what to send, what must come back). Every
+Cases come from `emulator.fuzz.mutators` (what to send, what must come back); the GBCS
+layer first records the commands the lab's head-end and DCC build for the DUT's own
+ESME (a few service requests through `dut.gbcs`) and mutates those. Every
 `liveness_every` cases, and at once after a case that went unanswered, the probe (a
 new link, an association as the public client and a GET of the clock) must be answered
 within `timeout`. Findings:
@@ -26,6 +28,7 @@ finding's `reproducer`, and `reproduced` says whether replaying it did.
 import time
 
 from emulator.codec import acse as acse_codec
+from emulator.codec import gbcs as gbcs_codec
 from emulator.codec import hdlc as hdlc_codec
 from emulator.codec import wrapper as wrapper_codec
 from emulator.codec import xdlms as xdlms_codec
@@ -33,13 +36,17 @@ from emulator.fuzz import mutators
 from emulator.fuzz.mutators import ANSWER, ANY, SILENCE, Case
 from emulator.client import DlmsClientError
 from emulator.link import LinkFailure, LinkTimeout
+from emulator.runtime import CoreError, RuntimeFailure
+from firmware.gbcs import envelope
 from hil.drivers import DriverError, FrameSplitter
 from hil.resources import ResourceError
+from hil.targets import LAB_PROFILE
 
 HANG, CRASH, MISSING, UNEXPECTED = "hang", "crash", "missing-answer", "unexpected-answer"
 KINDS = (HANG, CRASH, MISSING, UNEXPECTED)
 LAYER_FRAMING = {"hdlc": "hdlc", "wrapper": "wrapper"}     # the others ride either
 CLOCK_CLASS = 8
+GBCS_REQUESTS = ("4.1.1", "7.1", "7.2")   # ECS17b (MAC'd, encrypted), ECS42, ECS43 (signed)
 QUIET = 0.05          # seconds of silence that end an answer on a real line
 GAP = 0.02            # ... once its first bytes came
 INPROCESS_TIMEOUT = 0.05
@@ -104,6 +111,11 @@ class DutFuzzer:
         self.timeout = timeout
         self.minimize = minimize
         self.context = mutators.Context(self.target.profile)
+        self.gbcs_port = self.target.device_gbcs()
+        if layer == "gbcs" and self.gbcs_port is None:
+            raise FuzzError("layer gbcs needs a DUT whose own ESME takes GBCS (the gbcs "
+                            "capability on micropython:%s); %s has none" % (
+                                LAB_PROFILE, self.target.text))
         inprocess = self.target.spec["kind"] == "inprocess"
         self.quiet = 0.0 if inprocess else QUIET
         self.gap = 0.0 if inprocess else GAP
@@ -118,6 +130,8 @@ class DutFuzzer:
     # -- runs ---------------------------------------------------------------------------
     def run(self, count, on_case=None):
         """`count` generated cases; the FuzzResult."""
+        if self.layer == "gbcs":
+            self._record_gbcs_commands()
         source = mutators.cases(self.layer, self.context, self.seed)
         return self._run((next(source) for _ in range(count)), count, on_case)
 
@@ -125,6 +139,23 @@ class DutFuzzer:
         """The given cases (from a replay file), judged as in a run."""
         cases = list(cases)
         return self._run(iter(cases), len(cases), on_case)
+
+    def _record_gbcs_commands(self):
+        """Commands the lab's head-end and DCC build for the DUT's ESME, as delivered:
+        what the GBCS cases mutate."""
+        recorded = []
+
+        def recording(message):
+            recorded.append(bytes(message))
+            return self.gbcs_port(message)
+        driver = self.dut.gbcs
+        driver.attach_device("ESME", recording)
+        try:
+            for srv in GBCS_REQUESTS:
+                driver.service_request(srv, "ESME")
+        finally:
+            driver.attach_device("ESME", self.gbcs_port)
+        self.context.gbcs_commands = [envelope.parse(m) for m in recorded]
 
     def _run(self, cases, count, on_case):
         self.result = FuzzResult(self.target.text, self.layer, self.seed,
@@ -245,6 +276,8 @@ class DutFuzzer:
     def _exchange(self, case):
         """(outcome, detail): "ok", "gone" (the transport failed), MISSING or UNEXPECTED."""
         try:
+            if case.action == "gbcs":
+                return self._judge_gbcs(case)
             if case.action in ("raw", "wpdu"):
                 return self._judge_bytes(case, self._send_bytes(case))
             return self._judge_apdu(case, self._send_apdu(case))
@@ -317,6 +350,20 @@ class DutFuzzer:
         bad = _undecodable_frames(case.layer, answer)
         if bad:
             return UNEXPECTED, "answered with a frame that does not decode: %s" % bad.hex()
+        return "ok", ""
+
+    def _judge_gbcs(self, case):
+        try:
+            answers = self.gbcs_port(case.data)
+        except CoreError as exc:       # the core raised instead of refusing the message
+            return UNEXPECTED, "the device failed on it: %s" % exc
+        except RuntimeFailure as exc:
+            return MISSING, "no answer: %s" % exc
+        for answer in answers:
+            try:
+                gbcs_codec.decode(answer)
+            except Exception as exc:
+                return UNEXPECTED, "answered %s, not a GBCS message (%s)" % (answer.hex(), exc)
         return "ok", ""
 
     def _judge_apdu(self, case, answer):

@@ -8,6 +8,9 @@ bytes and what must come back (`expect`):
            completes must not swallow the next case)
     aarq   one APDU on a newly opened link, before any association (the ACSE layer)
     apdu   one APDU on the open association (the xDLMS and A-XDR layers)
+    gbcs   one GBCS message to the DUT's own ESME (the GBCS layer: the micropython
+           core standing in for the lab's ESME); mutations of commands the lab's
+           head-end and DCC built for it, recorded on the way (`Context.gbcs_commands`)
 
     expect ANSWER   the DUT must answer (a polled command addressed to it; any APDU in
                     valid framing: principle 6, the DUT answers with its protocol's error)
@@ -34,6 +37,7 @@ from emulator.codec import hdlc as hdlc_codec
 from emulator.codec import wrapper as wrapper_codec
 from emulator.codec import xdlms as xdlms_codec
 from emulator.strategies import axdr as axdr_strategies
+from emulator.strategies import gbcs as gbcs_strategies
 from emulator.strategies import hdlc as hdlc_strategies
 from emulator.strategies import xdlms as xdlms_strategies
 
@@ -43,7 +47,7 @@ ANSWER = "answer"
 SILENCE = "silence"
 ANY = "any"
 
-LAYERS = ("hdlc", "wrapper", "acse", "xdlms", "axdr")
+LAYERS = ("hdlc", "wrapper", "acse", "xdlms", "axdr", "gbcs")
 LLC_REQUEST = b"\xe6\xe6\x00"                 # IEC 62056-46 §5
 PROPOSED_MAX_INFO = 128                       # what our SNRM proposes, both directions
 CLOCK = b"\x00\x00\x01\x00\x00\xff"           # 0.0.1.0.0.255, class 8
@@ -144,6 +148,7 @@ class Context:
         self.readable = [(8, CLOCK, a) for a in range(1, 10)] + [(3, IMPORT_ENERGY, 2)]
         self.commands = hdlc_strategies.commands_to(self.server, self.client, max_info=60)
         self.malformed = hdlc_strategies.malformed_hdlc_frames(self.commands)
+        self.gbcs_commands = []        # GbcsMessages the DUT obeyed, for the GBCS layer
 
 
 def writable_attributes(profile):
@@ -277,8 +282,22 @@ def axdr_case(context, rng):
     return Case("axdr", "apdu", header + value, ANSWER, mutation)
 
 
+def gbcs_case(context, rng):
+    if not context.gbcs_commands:
+        raise ValueError("the GBCS layer mutates recorded commands: none recorded")
+    command = rng.choice(context.gbcs_commands)
+    kind = rng.choice(("malformed", "malformed", "malformed", "mutated", "replayed"))
+    if kind == "malformed":     # tampered (MAC check), absurd BER lengths, noise
+        data = draw(gbcs_strategies.malformed_gbcs_messages(st.just(command)), rng)
+    elif kind == "mutated":
+        data = mutate(command.encode(), rng)[1]
+    else:                       # obeyed once: its counter must now be refused
+        data = command.encode()
+    return Case("gbcs", "gbcs", data, ANY, kind)
+
+
 GENERATORS = {"hdlc": hdlc_case, "wrapper": wrapper_case, "acse": acse_case,
-              "xdlms": xdlms_case, "axdr": axdr_case}
+              "xdlms": xdlms_case, "axdr": axdr_case, "gbcs": gbcs_case}
 
 
 def cases(layer, context, seed):

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import pathlib
+import random
 import signal
 import sys
 
@@ -22,6 +23,7 @@ from emulator.codec import hdlc as hdlc_codec
 from emulator.fuzz import mutators
 from emulator.fuzz.dut import HANG, DutFuzzer, FuzzError
 from emulator.runtime import MicroPythonRuntime, RuntimeFailure
+from emulator.strategies import gbcs as gbcs_strategies
 from hil.drivers import FrameSplitter
 from hil.resources import Subprocess
 from hil.targets import Dut, Target, dut_label
@@ -68,6 +70,8 @@ def assert_planted_hang_found(result, spec):
 
 def test_cases_are_repeatable_per_seed_and_differ_between_seeds():
     context = mutators.Context(profiles.load_profile(REAL))
+    commands = gbcs_strategies.pooled_protected_commands("ESME")
+    context.gbcs_commands = [mutators.draw(commands, random.Random(n)) for n in range(3)]
     for layer in mutators.LAYERS:
         first = [c.data for c in itertools.islice(mutators.cases(layer, context, 7), 40)]
         again = [c.data for c in itertools.islice(mutators.cases(layer, context, 7), 40)]
@@ -90,11 +94,13 @@ def test_hdlc_cases_judge_frames_as_a_station_must():
             assert len(frame.info) > mutators.PROPOSED_MAX_INFO
 
 
-def test_a_layer_needs_its_framing():
+def test_a_layer_needs_its_framing_and_gbcs_a_dut_whose_esme_takes_it():
     target = Target("inprocess:%s" % REAL).start()
     try:
         with pytest.raises(FuzzError, match="wrapper framing"):
             DutFuzzer(Dut(target), "wrapper")
+        with pytest.raises(FuzzError, match="layer gbcs needs"):
+            DutFuzzer(Dut(target), "gbcs")
     finally:
         target.stop()
 
@@ -141,7 +147,7 @@ def micropython_dut():
 
 
 @pytest.mark.micropython
-@pytest.mark.parametrize("layer", ("hdlc",) + APDU_LAYERS)
+@pytest.mark.parametrize("layer", ("hdlc",) + APDU_LAYERS + ("gbcs",))
 def test_the_shipped_core_survives_on_micropython(micropython_dut, layer):
     result = DutFuzzer(micropython_dut, layer, timeout=1.0).run(MICROPYTHON_CASES)
     assert result.findings == [] and result.stopped is None
