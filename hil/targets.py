@@ -299,7 +299,10 @@ class ServedPty:
         import signal
         old = self._runtime
         if old.pid is not None:
-            os.kill(old.pid, signal.SIGKILL)
+            try:
+                os.kill(old.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass           # it died on its own (a crash): restarting is all there is
         await old.stop()                       # finds it dead, reaps it, cleans up
         self._runtime = self._new_runtime(self._device.time_source())
         await self._runtime.start()

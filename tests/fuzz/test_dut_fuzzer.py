@@ -154,6 +154,21 @@ def test_the_shipped_core_survives_on_micropython(micropython_dut, layer):
     assert result.cases == MICROPYTHON_CASES and result.recoveries == 0
 
 
+@pytest.mark.micropython
+def test_a_core_that_dies_is_a_crash_and_the_run_goes_on_after_a_restart():
+    target = Target("micropython:" + REAL).start()
+    try:
+        def power_cut(index):
+            if index == 4:
+                os.kill(target._served._runtime.pid, signal.SIGKILL)
+        fuzzer = DutFuzzer(Dut(target), "xdlms", timeout=0.5, minimize=False)
+        result = fuzzer.run(20, on_case=power_cut)
+    finally:
+        target.stop()
+    assert [(f.kind, f.index) for f in result.findings] == [("crash", 5)]
+    assert result.recoveries == 1 and result.cases == 20 and result.stopped is None
+
+
 def test_smets_emu_serve_over_tcp_survives(tmp_path):
     server = Subprocess(
         [sys.executable, "-m", "emulator.cli", "serve", "--profile", REAL,
