@@ -47,6 +47,13 @@ GAS_READS = ["GCS13a", "GCS33"]
 GAS_QUEUED = ["GCS32", "GCS39"]
 
 
+def _first_segment(length):
+    """The first TransferData of a PUT whose GBCS message (MAC header form, GBCS 7.2.x)
+    claims `length` bytes: a partial the receiver must hold, then give up."""
+    header = b"\xdd" + bytes(6) + b"\x82" + length.to_bytes(2, "big")
+    return T.segments(T.put(header + bytes(length)))[0]
+
+
 class Listener:
     """A HAN node that keeps what it is sent and never answers (an IHD being joined)."""
 
@@ -294,8 +301,11 @@ class HubMachine(RuleBasedStateMachine):
             assert [f for f in frames if f.destination == GSME_EUI] == []
 
     # -- garbage -----------------------------------------------------------------------
-    @rule(source=st.sampled_from(HAN_DEVICES + [STRANGER]), data=st.binary(max_size=64))
+    @rule(source=st.sampled_from(HAN_DEVICES + [STRANGER]), data=st.one_of(
+        st.binary(max_size=64), st.builds(_first_segment, st.integers(T.MAX_TRANSFER, 8000))))
     def garbage_on_the_han(self, source, data):
+        """Bytes that are no answer: short garbage, or the first segment of a long
+        message whose rest never comes (the device's next real frame must still pass)."""
         if source == GSME_EUI and data == T.get():
             data = b""                         # a GET is the GSME's real poll, not garbage
         log, queue = dict(self.hub.device_log), list(self.lab.gpf.queue)
