@@ -132,6 +132,7 @@ class WanLink:
         self._seen: set[int] = set()
         self._seen_order: collections.deque = collections.deque()
         self._delayed: set[asyncio.TimerHandle] = set()
+        self._unsent: list[bytes] = []
         self._reader_task: asyncio.Task | None = None
         self._loop = None
         self.closed = asyncio.Event()
@@ -207,10 +208,18 @@ class WanLink:
         self._write(frame)
 
     def _write(self, frame):
+        """Queue `frame`; the frames queued in one turn of the loop go in one write (an
+        ACK and the answer it comes with: one send, not two)."""
+        if not self._unsent:
+            self._loop.call_soon(self._flush)
+        self._unsent.append(frame)
+
+    def _flush(self):
+        frames, self._unsent = self._unsent, []
         if self.writer.is_closing():
             return
         try:
-            self.writer.write(frame)
+            self.writer.write(b"".join(frames))
         except (ConnectionError, OSError):
             self.closed.set()
 
