@@ -29,6 +29,9 @@ REGRESSIONS = {
     "zcl": ["070008010117060041ff010040000050"],
     # gpTranslationTableClear (v12+), whose parameter list bellows gives as a tuple:
     # the virtual NCP's decoder raised AttributeError on it
+    # other-information length in a long form (83 000003) the short form would do: both
+    # codecs read it as BER allows, and write the minimal form back
+    "gbcs": ["df090200000000000003e80880db1234567890a0087eb38731800000100083000003e8080000"],
     "ezsp": ["070207010b01"],
 }
 

@@ -339,8 +339,13 @@ def _gbcs(target, data):
     target.agree((ours[0], _gbcs_reading(ours[1]) if ours[0] else ours[1]),
                  (theirs[0], _host_gbcs_reading(theirs[1]) if theirs[0] else theirs[1]), data)
     if ours[0]:
-        target.expect(ours[1].encode() == data == host.encode(theirs[1], theirs[1].mac),
-                      "GBCS %s does not rebuild byte for byte", data.hex())
+        # both rebuild it alike, with minimal BER lengths (a long-form length that the
+        # short form would do is read, as BER allows, and not written back)
+        rebuilt = ours[1].encode()
+        target.expect(rebuilt == host.encode(theirs[1], theirs[1].mac)
+                      and _gbcs_reading(fw.parse(rebuilt)) == _gbcs_reading(ours[1]),
+                      "GBCS %s rebuilds as %s (firmware) and %s (host)", data.hex(),
+                      rebuilt.hex(), host.encode(theirs[1], theirs[1].mac).hex())
 
 
 # ---------------------------------------------------------------- GBZ
