@@ -12,6 +12,13 @@ ESME -> back, `emulator.lab.Lab` with the WAN called in process and no hop recor
 - a critical command: SRV 7.2 / 7.1 alternately (ECS43/ECS42: pre-command, the supplier's
   signature, the ACB MAC; the ESME's signed response), target >= 50 % of its crypto floor.
 
+Beside them, shown and not judged: the same two requests with every DUIS document parsed
+from its bytes (`emulator.duis.RECALL` off: the lab otherwise reads a document this process
+signed back from the object it was written from, its signature still checked on the bytes),
+and over the TCP WAN as the lab runs it by default (asyncio on loopback, the South's
+cellular profile scaled by the lab's time_scale, no loss, one request in flight: the ESME
+takes commands in counter order and the WAN may reorder frames).
+
 The crypto floor is what the same cryptographic operations cost alone. One request of each
 kind is run with every primitive counted (ECDSA sign and verify - the DUIS XML signatures
 included -, ECDH exchanges that miss the static-static cache, SHA-256 for the KDF,
