@@ -27,12 +27,17 @@ REGRESSIONS = {
     # a Read Attributes response with an invalid (0xFF-length) octet string, which
     # zigpy reads as 255 bytes: the one place the ZCL decoders may part
     "zcl": ["070008010117060041ff010040000050"],
-    # gpTranslationTableClear (v12+), whose parameter list bellows gives as a tuple:
-    # the virtual NCP's decoder raised AttributeError on it
     # other-information length in a long form (83 000003) the short form would do: both
     # codecs read it as BER allows, and write the minimal form back
     "gbcs": ["df090200000000000003e80880db1234567890a0087eb38731800000100083000003e8080000"],
-    "ezsp": ["070207010b01"],
+    # gpTranslationTableClear (v12+), whose parameter list bellows gives as a tuple: the
+    # virtual NCP's decoder raised AttributeError on it; a request longer than an ASH
+    # DATA field, which the NCP never sees and so cannot answer
+    "ezsp": ["070207010b01",
+             "010100ff2e024fdbfffff75500000000003000000000000000000000000000000000000000000000"
+             "00000000000000000000000000000000ffffffffffffff0500230000000000000504000117000000"
+             "000005040001170000000000000000000000000000000000000000fcfffffff18e8e8ef1f1f10e0e"
+             "0e0e080e0e0e0000000000000000"],
 }
 
 

@@ -662,8 +662,11 @@ def _ezsp(target, data):
 
 def _ncp_answers(target, version, frame):
     """The virtual NCP (version negotiated, no radio) takes the request over ASH and
-    answers it: its reply, or invalidCommand, with the request's sequence number."""
+    answers it: its reply, or invalidCommand, with the request's sequence number.
+    (A frame longer than an ASH DATA field, 128 bytes, cannot be sent to it.)"""
     from emulator.ncp import ash
+    if len(frame) > ash.MAX_DATA_LEN:
+        return
     from emulator.ncp.ncp import VirtualNcp
     ncp = VirtualNcp(bytes(range(8)), None, ezsp_version=version)
     ncp.receive(ash.encode(bytes((ash.RST,))), 0.0)
