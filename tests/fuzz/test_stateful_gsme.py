@@ -21,7 +21,8 @@ Invariants, after every step:
   volume correction / 3.6, the GB gas billing rule);
 - the originator counters the GPF and the GSME accepted from the supplier are the
   model's and never fall; the alert counters of everything sent as the GSME strictly rise;
-- the valve is the model's and moved along `VALVE_TRANSITIONS`;
+- the valve is the model's and moved along `VALVE_TRANSITIONS`, through every state the
+  valve answers of a wake reported;
 - every accepted command is answered exactly once, queued ones after a wake and in
   queue order, always as the GSME (its EUI, its signature or MAC); the GPF's queue is the
   model's queue.
@@ -79,6 +80,7 @@ VALVE_AFTER_COMMAND = {("GCS32", OPEN): CLOSED, ("GCS32", CLOSED): CLOSED,
 VALVE_TRANSITIONS = {(v, v) for v in (OPEN, CLOSED, ARMED)} | {
     (before, after) for (_, before), after in VALVE_AFTER_COMMAND.items()} | {(ARMED, OPEN)}
 assert (CLOSED, OPEN) not in VALVE_TRANSITIONS and (OPEN, ARMED) not in VALVE_TRANSITIONS
+VALVE_OF_STATUS = {status: valve for valve, status in G.VALVE_SUPPLY_STATUS.items()}
 
 CRYPTO = HostCrypto()
 PKI = smki.TestSmki(seed=67)
@@ -189,6 +191,7 @@ class GsmeMachine(RuleBasedStateMachine):
         self.queue = []                         # the model of the GPF's queue
         self.valve = OPEN
         self.seen_valve = OPEN
+        self.valve_path = []                    # valve states the step's answers showed
         self.credit = OPENING_PENCE * G.VALUE_PER_PENNY
         self.recorded_until = self.gsme.hh_start  # HH records the model has priced
         self.recorded_dm3 = 0
@@ -299,6 +302,7 @@ class GsmeMachine(RuleBasedStateMachine):
         assert shape == want
         assert alerts == [alert for _, _, alert in expected if alert is not None]
         remaining = self.gsme.credit
+        valves = []                             # the valve each valve answer reports
         for response, (counter, ok, _) in reversed(list(zip(responses, expected))):
             fields = USE_CASE_BUILDERS[_use_case(response)].read_response(
                 response.payload, _context(counter, self.now))
@@ -306,6 +310,9 @@ class GsmeMachine(RuleBasedStateMachine):
             if response.message_code == codes.CS01B and ok:
                 assert fields["credit_remaining"] == remaining
                 remaining -= fields["top_up_value"]
+            elif response.message_code != codes.CS01B and ok:
+                valves.insert(0, VALVE_OF_STATUS[fields["supply_status"]])
+        self.valve_path.extend(valves)
         self.mirror = (self.gsme.summation, self.valve)
 
     def _apply(self, item, accepted_values):
@@ -529,8 +536,10 @@ class GsmeMachine(RuleBasedStateMachine):
     def valve_moves_along_allowed_transitions(self):
         valve = self.gsme.valve
         assert valve == self.valve
-        assert (self.seen_valve, valve) in VALVE_TRANSITIONS
+        path = [self.seen_valve] + self.valve_path + [valve]
+        assert all(step in VALVE_TRANSITIONS for step in zip(path, path[1:])), path
         self.seen_valve = valve
+        self.valve_path = []
 
     @invariant()
     def every_accepted_command_answered_once(self):
