@@ -25,9 +25,9 @@ says is responsible for each device.
 
 import asyncio
 
+from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
-from hypothesis import event as hypothesis_event
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from emulator import duis
@@ -60,6 +60,7 @@ TOP_UP_STEP = 1 << 32
 
 
 def event(text):
+    """Count what happened for --hypothesis-show-statistics (also callable outside)."""
     if currently_in_test_context():
         hypothesis_event(text)
 
@@ -110,13 +111,7 @@ class DccMachine(RuleBasedStateMachine):
         self.dcc_certificate = self.lab.dcc.xml_signer.certificate
         self.sent = []                       # every GBCS command the DCC sent, parsed
         self.exchanges = []
-        link = self.lab.dcc.hub_link[HUB_EUI]
-
-        async def recording_link(data):
-            self.sent.append(parse(data))
-            return await link(data)
-
-        self.lab.dcc.hub_link[HUB_EUI] = recording_link
+        self.lab.dcc.hub_link = self._recording(self.lab.dcc.hub_link)
         tap = DuisTap(self)
         for head_end in self.lab.headends.values():
             head_end.dcc = tap
@@ -130,6 +125,17 @@ class DccMachine(RuleBasedStateMachine):
         self.executed = {}                   # RequestID -> commands sent for it
         self.replayable = []                 # (user, exchange) of executed requests
         self.utrn_counters = set()           # UTRN counters the ESME credited
+
+    def _recording(self, link):
+        """The DCC's hub link (one `async send` or a dict of them by hub, dcc.Dcc), with
+        every command it carries kept in `self.sent`."""
+        if isinstance(link, dict):
+            return {hub: self._recording(send) for hub, send in link.items()}
+
+        async def send(data):
+            self.sent.append(parse(data))
+            return await link(data)
+        return send
 
     def teardown(self):
         self.loop.close()
