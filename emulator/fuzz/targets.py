@@ -925,13 +925,26 @@ class _EsmeOnGbcs:
         self.core.gbcs.security.load_state(json.loads(json.dumps(self._baseline_security)))
 
 
+def _command_for(esme, data):
+    """Whether `data` is a well-formed command to this ESME from a party it knows: one
+    it must answer, with a response or an alert."""
+    from firmware.gbcs import envelope
+    try:
+        message = envelope.parse(data)
+    except envelope.GbcsError:
+        return False
+    return (message.cra_flag == envelope.CRA_COMMAND and message.recipient == esme.eui
+            and bool(esme.anchors.find(message.originator)))
+
+
 @layer("esme-gbcs", "bytes into an ESME's GBCS port (MeterCore.receive_gbcs): it never "
-       "raises, answers only with GBCS messages both codecs read (responses, or alerts to "
-       "known parties), and its state changes only when it answers a command with a "
-       "response", _esme_gbcs_errors)
+       "raises, answers every command from a known party to it, answers only with GBCS "
+       "messages both codecs read (responses, or alerts to known parties), and its state "
+       "changes only when it answers a command with a response", _esme_gbcs_errors)
 def _esme_gbcs(target, data):
     from emulator.codec import gbcs as host
     from firmware.gbcs import envelope
+    from firmware.gbcs.device_security import GbcsRefusal
     esme = _device("esme-gbcs", _EsmeOnGbcs)
     gbcs = esme.core.gbcs
     caught = []
@@ -951,9 +964,12 @@ def _esme_gbcs(target, data):
     finally:
         for name in originals:
             delattr(gbcs, name)
-    if caught and not type(caught[0]).__name__ == "GbcsRefusal":
+    if caught and not isinstance(caught[0], GbcsRefusal):
         raise Finding(target.name, "the GBCS port swallowed %r on %s" % (caught[0],
                                                                          data.hex()))
+    if _command_for(esme, data):
+        target.expect(out, "a command from a known party to the ESME went unanswered: %s",
+                      data.hex())
     responded = False
     for answer in out:
         message = envelope.parse(answer)
