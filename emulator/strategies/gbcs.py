@@ -11,15 +11,22 @@ Envelope:
 - `gbcs_fields()` / `gbcs_messages()`: any well-formed envelope (fields as
   `firmware.gbcs.envelope.GbcsMessage` takes them / its bytes); MAC and signature are
   random bytes, so these parse but authenticate nothing.
-- `protected_commands(device)`: `GbcsMessage`s of the use cases `device` serves, their
-  payloads from the DCC-side builders (`emulator.usecases`), signed by the supplier when
-  the use case is critical and MAC'd by the ACB: every one verifies.
-- `wrong_mac_commands(device)`: as protected, but the MAC was made with a key the device
-  does not share with the ACB, has a flipped bit, or is missing; the signature (if any)
-  is right. `wrong_signature_commands(device)`: critical use cases whose signature is by
-  a key not in the supplier's anchor, has a flipped bit, or is missing; the MAC is right.
-  Both come as (reason, GbcsMessage).
-- `tampered_commands(commands)`: bytes one mutation (bit flip, byte changed, inserted or
+- `unprotected_commands(device)`: `GbcsMessage`s of the use cases `device` ("ESME",
+  "GSME") serves, payloads from the DCC-side builders (`emulator.usecases`) with drawn
+  parameters, not yet signed or MAC'd; `protect(message)` signs it as the supplier when
+  the use case is critical and MACs it as the ACB. `protected_commands(device)`: the two
+  together, so every one verifies.
+- Pools, for runs of thousands of cases: `command_pool(device, first_counter)` builds
+  each use case with a few fixed parameter sets once per process; `pooled_commands`
+  draws copies of them (unprotected), `pooled_protected_commands` protected ones.
+- `wrong_mac_commands(...)`: (reason, command) with the right signature where there is
+  one and a MAC made with a key the device does not share with the ACB, a flipped bit,
+  or none. `wrong_signature_commands(...)`: critical use cases signed by a key not in the
+  supplier's anchor, with a flipped bit, or unsigned; the ACB's MAC over it is right.
+  Both take `commands=` (unprotected) to draw from a pool. `unknown_party_commands`:
+  from the rogue party, signed with its key and MAC'd by the ACB.
+- `mutated(bytes_strategy)`: one random mutation (may still decode).
+  `tampered_commands(commands)`: bytes one mutation (bit flip, byte changed, inserted or
   deleted, truncation, bytes appended) away from a MAC'd command, never an encoding of
   the same command: the envelope parser or the MAC check refuses each one.
 - `absurd_lengths(commands)`: a BER length (MAC header, other-information, payload)
@@ -320,6 +327,22 @@ def wrong_signature_commands(draw, device="ESME", names=None, counters=None, com
     return reason, p.mac(message)
 
 
+def unknown_party_commands(device="ESME", commands=None):
+    """Commands from the rogue party (a supplier the device holds no anchor for), signed
+    with its own key and MAC'd by the ACB: refused as from an unknown originator."""
+    if commands is None:
+        commands = unprotected_commands(device)
+    return commands.map(_from_rogue)
+
+
+def _from_rogue(message):
+    message.originator = ROGUE_EUI
+    p = parties()
+    if codes.is_critical(message.message_code):
+        p.sign(message, signer=ROGUE_EUI)
+    return p.mac(message)
+
+
 # -- well-formed envelopes of any content ----------------------------------------------
 
 def gbcs_fields(max_payload=300):
@@ -358,15 +381,18 @@ def _any_commands():
     return st.one_of(pooled_protected_commands("ESME"), pooled_protected_commands("GSME"))
 
 
+# (operation, packed bytes): position (3 bytes), a non-zero byte, then 1..8 bytes of tail;
+# two draws per mutation, positions wrap around the data
 _EDITS = st.tuples(st.sampled_from(["flip", "change", "insert", "delete", "truncate",
-                                     "append"]),
-                   st.integers(0, 1 << 20), st.integers(1, 255), st.binary(min_size=1, max_size=8))
+                                     "append"]), st.binary(min_size=5, max_size=12))
 
 
 def apply_edit(data, edit):
-    """`data` with one edit (op, position, byte, tail) as `_EDITS` draws it; positions
-    wrap around the data, a changed byte is XORed with a non-zero byte."""
-    op, position, byte, tail = edit
+    """`data` with one edit as `_EDITS` draws it; a changed byte is XORed with a non-zero
+    byte, so it changes."""
+    op, packed = edit
+    position = int.from_bytes(packed[:3], "big")
+    byte = packed[3] or 0x80
     raw = bytearray(data)
     if op == "flip" and raw:
         return _flip_bit(raw, position % (8 * len(raw)))
@@ -379,7 +405,7 @@ def apply_edit(data, edit):
     elif op == "truncate" and raw:
         del raw[position % len(raw):]
     else:
-        raw.extend(tail)
+        raw.extend(packed[4:])
     return bytes(raw)
 
 
@@ -566,18 +592,27 @@ def zcl_frames():
     return _ZCL_FRAMES
 
 
-def _component(drawn):
-    (cluster, frame), form, header, sealed, from_date_time = drawn
-    if form == "encrypted":
-        split = Z.header_length(frame)
-        return gbz.GbzComponent(cluster, frame[:split], None, header,
-                                gbz.ENCRYPTED_FIELD_HEADER + sealed)
-    return gbz.GbzComponent(cluster, frame, from_date_time if form == "dated" else None)
+def _plain(drawn):
+    return gbz.GbzComponent(drawn[0], drawn[1])
 
 
-_COMPONENTS = st.tuples(_ZCL_FRAMES, st.sampled_from(["plain", "dated", "encrypted"]),
-                        st.binary(min_size=2, max_size=2),
-                        st.binary(min_size=gbz.TAG_LENGTH, max_size=60), u32).map(_component)
+def _dated(drawn):
+    (cluster, frame), from_date_time = drawn
+    return gbz.GbzComponent(cluster, frame, from_date_time)
+
+
+def _encrypted(drawn):
+    """The frame's header, a 2-byte additional header and ciphertext + tag (random)."""
+    (cluster, frame), sealed = drawn
+    split = Z.header_length(frame)
+    return gbz.GbzComponent(cluster, frame[:split], None, sealed[:2],
+                            gbz.ENCRYPTED_FIELD_HEADER + sealed[2:])
+
+
+_COMPONENTS = st.one_of(
+    _ZCL_FRAMES.map(_plain),
+    st.tuples(_ZCL_FRAMES, u32).map(_dated),
+    st.tuples(_ZCL_FRAMES, st.binary(min_size=2 + gbz.TAG_LENGTH, max_size=60)).map(_encrypted))
 
 
 def gbz_components():

@@ -189,11 +189,12 @@ def _zcl_command(cluster, fc, manufacturer, command_id, payload):
 
 
 def _host_gbz(data):
+    """(view, construct value), or (None, None) when the host codec refuses."""
     try:
         value = host_gbz.decode(data)
     except host_gbz.GbzCodecError as error:
         _layer_error(error, data, "gbz")
-        return None
+        return None, None
     view = {"count": value.count, "alert": None, "future_dated": None, "components": []}
     if value.alert is not None:
         view["alert"] = (value.alert.alert_code, value.alert.time_stamp)
@@ -217,7 +218,7 @@ def _host_gbz(data):
             entry["payload"] = (bytes(command) if isinstance(command, (bytes, bytearray))
                                 else command.serialize())
         view["components"].append(entry)
-    return view
+    return view, value
 
 
 UNSUPPORTED_TYPE = "a ZCL data type the firmware does not implement"
@@ -226,18 +227,18 @@ UNSUPPORTED_TYPE = "a ZCL data type the firmware does not implement"
 def decode_gbz(data):
     """Both readings agree; except that the firmware implements the ZCL data types the
     GSME uses, zigpy all of them: an attribute record of another type (RTDS has none)
-    is read by the host and refused by the firmware."""
-    firmware, host = _firmware_gbz(data), _host_gbz(data)
+    is refused by the firmware, and refused by the host too or read as that type."""
+    firmware, (host, value) = _firmware_gbz(data), _host_gbz(data)
     if firmware is UNSUPPORTED_TYPE:
-        assert host is not None and _host_record_types(data) - ZCL_TYPES, data.hex()
+        assert host is None or _host_record_types(value) - ZCL_TYPES, data.hex()
         return None
     assert firmware == host, data.hex()
-    return firmware
+    return value
 
 
-def _host_record_types(data):
+def _host_record_types(value):
     types = set()
-    for component in host_gbz.decode(data).components or []:
+    for component in value.components or []:
         content = component.body.content
         if not host_gbz.is_encrypted(component) and content.name == "Read_Attributes_rsp":
             types.update(int(r.value.type) for r in content.command.status_records
@@ -260,13 +261,13 @@ def check_gbz_case(case):
     kind, value = case
     if kind == "valid":
         data = value.encode()
-        assert decode_gbz(data) is not None
+        host = decode_gbz(data)
+        assert host is not None and host_gbz.encode(host) == data
         assert gbz.decode(data).encode() == data
-        assert host_gbz.encode(host_gbz.decode(data)) == data
         return
-    view = decode_gbz(value)
+    host = decode_gbz(value)
     if kind == "malformed":
-        assert view is None, value.hex()
+        assert host is None, value.hex()
 
 
 def test_gbz_layer():
@@ -380,9 +381,10 @@ class DeviceUnderTest:
         state = dict(self.security.state())
         return state, state.pop("alert_counter")
 
-    def refused(self, data, expected_codes):
+    def refused(self, data, expected_codes, alert_to=None):
         """`data` changes nothing but the alert counter, and is answered with one signed
-        alert whose code is one of `expected_codes` (empty: nothing at all)."""
+        alert whose code is one of `expected_codes` (empty: nothing at all), to
+        `alert_to` (default: the supplier, or the ACB for an unknown originator)."""
         before, alerts_before = self.state()
         out = self.receive(data)
         after, alerts_after = self.state()
@@ -395,7 +397,7 @@ class DeviceUnderTest:
         alert = envelope.parse(out[0])
         assert alert.cra_flag == envelope.CRA_ALERT and alert.originator == self.eui
         assert alert.originator_counter == alerts_after
-        assert alert.recipient in (S.SUPPLIER_EUI, S.ACB_EUI)
+        assert alert.recipient in ((alert_to,) if alert_to else (S.SUPPLIER_EUI, S.ACB_EUI))
         assert security.verify_signature(self.parties.crypto,
                                            self.parties.public(self.eui, "ds"), alert)
         assert self.alert_code(alert) in expected_codes, (data.hex(), hex(self.alert_code(alert)))
@@ -419,9 +421,13 @@ class DeviceUnderTest:
     def check(self, case):
         kind, value = case
         if kind in ("wrong mac", "wrong signature"):
-            self.refused(value[1].encode(), (codes.ALERT_TRUSTED_SOURCE_AUTHENTICATION_FAILURE,))
+            self.refused(value[1].encode(), (codes.ALERT_TRUSTED_SOURCE_AUTHENTICATION_FAILURE,),
+                         S.SUPPLIER_EUI)
+        elif kind == "unknown party":
+            self.refused(value.encode(), (codes.ALERT_SOURCE_NOT_AUTHORISED,), S.ACB_EUI)
         elif kind == "replayed":
-            self.refused(value.encode(), (codes.ALERT_FAILED_AUTHENTICATION_OTHER,))
+            self.refused(value.encode(), (codes.ALERT_FAILED_AUTHENTICATION_OTHER,),
+                         S.SUPPLIER_EUI)
         elif kind == "not for me":
             self.refused(value.encode(), ())
         else:                            # tampered, absurd lengths
@@ -443,6 +449,7 @@ def device_cases(device, other):
         _tag("wrong mac", S.wrong_mac_commands(commands=fresh)),
         _tag("wrong signature", S.wrong_signature_commands(
             commands=S.pooled_commands(device, S.use_cases(device, critical=True)))),
+        _tag("unknown party", S.unknown_party_commands(commands=fresh)),
         _tag("replayed", S.pooled_protected_commands(device, first_counter=REPLAY_POOL)),
         _tag("not for me", S.pooled_protected_commands(other)),
         _tag("tampered", S.tampered_commands(protected)),
