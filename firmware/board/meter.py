@@ -238,6 +238,7 @@ class MeterCore:
         if self.gbcs is None:
             raise MeterError("GBCS is not enabled on this core (no credentials)")
         out = self.gbcs.receive_gbcs(bytes(data), self.clock())
+        self._offset = self.clock() - self._board_now   # ECS70 may have set the clock
         if self._store is not None:
             self.save()     # an acknowledged change (supply, credit) survives a cut
         return out

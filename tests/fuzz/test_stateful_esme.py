@@ -6,7 +6,8 @@ builders (`emulator.usecases`), signed by the supplier when critical and MAC'd b
 DCC as ACB, and go in through `MeterCore.receive_gbcs`, the path a board's hub link
 takes. Rules: time passes (energy accrues), register / HH / supply reads, UTRN top-ups
 (fresh, replayed, for another meter), balance resets, supply enable / disable / arm,
-replayed and stale commands, commands with a flipped byte, power cuts and clean restarts.
+clock set (ECS70), replayed and stale commands, commands with a flipped byte, power cuts
+and clean restarts.
 
 Invariants, after every step:
 - the import registers (total and TOU rates) never decrease, across restarts too;
@@ -16,6 +17,8 @@ Invariants, after every step:
 - the last originator counter the ESME accepted from the supplier is the last one the
   model expects accepted, and never falls; the ESME's own alert counters strictly rise;
 - the supply state is the model's and moved along `SUPPLY_TRANSITIONS`;
+- the meter's clock runs with board time, moved only by ECS70 and by a power cut (no
+  earlier than it would have run, at most one save period later);
 - every command the ESME accepts is answered exactly once, every refused one never.
 """
 
@@ -33,7 +36,7 @@ from emulator.crypto import HostCrypto
 from emulator.profiles import load_profile
 from emulator.runtime import gbcs_credentials
 from emulator.usecases import USE_CASE_BUILDERS, BuildContext
-from firmware.board.meter import MeterCore
+from firmware.board.meter import DEFAULT_SAVE_PERIOD, MeterCore
 from firmware.cosem.disconnect import CONNECTED, DISCONNECTED, READY_FOR_RECONNECTION
 from firmware.crypto.board import PrivateKey
 from firmware.dlms import access as A
@@ -224,10 +227,11 @@ class EsmeMachine(RuleBasedStateMachine):
         self.last_import_read = 0
         self.off_since = None if self.supply == CONNECTED else self.esme.clock()
         self.off_periods = []                   # meter times the supply was off
+        self.meter_offset = self.core.now - self.board_now
+        self.ambiguous_until = None             # HH times a clock set back made ambiguous
         self.expected_answers = Counter()
         self.answers = Counter()
         self.successes = Counter()
-        self.cuts = 0
 
     def teardown(self):
         shutil.rmtree(self.state_dir, ignore_errors=True)
@@ -339,6 +343,8 @@ class EsmeMachine(RuleBasedStateMachine):
         stored = [(ring.time(k), axdr.decode_all(ring.entry(k))[1][1][1])
                   for k in range(ring.count) if now - days * 86400 <= ring.time(k) <= now]
         assert fields["entries"] == stored
+        if self.ambiguous_until is not None:    # after a clock set back, only the new times
+            stored = [(t, wh) for t, wh in stored if t > self.ambiguous_until]
         times = [t for t, _ in stored]
         assert times == sorted(set(times)) and all(t % HH == 0 for t in times)
         off = self.off_periods + ([(self.off_since, now)] if self.off_since is not None else [])
@@ -351,6 +357,26 @@ class EsmeMachine(RuleBasedStateMachine):
     def read_supply(self):
         raw, fields, _ = self._run("ECS45", {})
         assert fields["ok"] and fields["supply_state"] == self.supply
+        return raw
+
+    @rule(target=commands_sent, shift=st.one_of(st.integers(-2 * HH, 2 * HH),
+                                                st.integers(-86400, 2 * 86400)),
+          half_width=st.integers(0, 900))
+    def set_clock(self, shift, half_width):
+        """ECS70 with an unspecified preset time: a clock inside the validity window is
+        left alone, one outside it goes to the window's midpoint (esme_gbcs.py)."""
+        now = self.esme.clock()
+        target = now + shift
+        start, end = target - half_width, target + half_width
+        expected = now if start <= now <= end else target
+        raw, fields, _ = self._run("ECS70", {"validity_start": start, "validity_end": end})
+        assert fields["ok"] and fields["clock"] == expected == self.esme.clock()
+        if expected < now:
+            self.ambiguous_until = max(self.ambiguous_until or now, now)
+            self.off_periods = []
+            if self.off_since is not None:
+                self.off_since = expected
+        self.meter_offset = expected - self.board_now
         return raw
 
     # -- supply -----------------------------------------------------------------------------
@@ -492,17 +518,23 @@ class EsmeMachine(RuleBasedStateMachine):
     def power_cut(self, seconds):
         """The board loses power (no shutdown), comes back `seconds` later and restores
         what the core saved."""
+        before = self.core.now
         self.core = None
         self.board_now += seconds
         self.core = self._boot()
         assert self.core.restored
-        self.cuts += 1
+        # the clock resumes no earlier than it would have run, and at most one save
+        # period later (the ceiling of the last save: MeterCore)
+        assert before + seconds <= self.core.now <= max(before + seconds,
+                                                         before + DEFAULT_SAVE_PERIOD)
+        self.meter_offset = self.core.now - self.board_now
 
     @rule()
     def clean_restart(self):
+        before = self.core.now
         self.core.shutdown()
         self.core = self._boot()
-        assert self.core.restored
+        assert self.core.restored and self.core.now == before
 
     # -- invariants -----------------------------------------------------------------------------
 
@@ -513,6 +545,10 @@ class EsmeMachine(RuleBasedStateMachine):
             (self.seen_energy, energy)
         assert energy[0] == sum(energy[1:])
         self.seen_energy = energy
+
+    @invariant()
+    def meter_clock_is_the_model(self):
+        assert self.core.now == self.esme.clock() == self.board_now + self.meter_offset
 
     @invariant()
     def credit_is_the_model(self):
@@ -538,6 +574,24 @@ class EsmeMachine(RuleBasedStateMachine):
         assert all(n == 1 for n in self.successes.values())
         non_top_up = [c for c in self.answers if c & 0xFFFFFFFF]
         assert all(self.answers[c] == 1 for c in non_top_up)
+
+
+def test_a_gbcs_clock_set_carries_on_with_board_time_and_across_a_restart(tmp_path):
+    """Regression (found by this machine): an ECS70 clock set through
+    `MeterCore.receive_gbcs` left the core's clock offset behind, so the clock stood
+    still until board time caught up with it, and a restart took it back."""
+    board = START + HH
+    core = MeterCore(PROFILE, board, seed=SEED, state_dir=str(tmp_path))
+    core.enable_gbcs(CREDENTIALS, crypto=CRYPTO)
+    target = core.now + 3600
+    raw = command("ECS70", {"validity_start": target - 30, "validity_end": target + 30},
+                  0x100, core.now)
+    assert core.receive_gbcs(raw) and core.now == target
+    core.advance(board + 60)
+    assert core.now == target + 60
+    core.shutdown()
+    core = MeterCore(PROFILE, board + 60, seed=SEED, state_dir=str(tmp_path))
+    assert core.now == target + 60
 
 
 TestEsmeStateful = EsmeMachine.TestCase
