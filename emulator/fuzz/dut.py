@@ -47,8 +47,8 @@ KINDS = (HANG, CRASH, MISSING, UNEXPECTED)
 LAYER_FRAMING = {"hdlc": "hdlc", "wrapper": "wrapper"}     # the others ride either
 CLOCK_CLASS = 8
 GBCS_REQUESTS = ("4.1.1", "7.1", "7.2")   # ECS17b (MAC'd, encrypted), ECS42, ECS43 (signed)
-QUIET = 0.05          # seconds of silence that end an answer on a real line
-GAP = 0.02            # ... once its first bytes came
+QUIET = 0.1           # seconds of silence that end an answer on a real line
+GAP = 0.03            # ... once its first bytes came
 INPROCESS_TIMEOUT = 0.05
 # APDUs a server may answer a request with (Green Book 9.5 and 9.4.2.2): GET, SET and
 # ACTION responses, exception-response, confirmed-service-error, AARE, RLRE
@@ -295,6 +295,7 @@ class DutFuzzer:
         if case.action == "wpdu" or link.connection is not None:
             self._drop_link()            # raw bytes: no link state of ours in the way
         stream = link.open_stream()
+        self._read(stream, 0.0)          # late answers to earlier cases: not this one's
         stream.write(case.data)
         answer = self._read(stream, self.timeout if case.expect == ANSWER else self.quiet)
         if case.action == "wpdu":
