@@ -354,6 +354,23 @@ class EsmeMachine(RuleBasedStateMachine):
         return raw
 
     @rule(target=commands_sent)
+    def read_daily_log(self):
+        """ECS21a over the whole log: the midnight captures of the import registers,
+        in capture order never decreasing, the TOU rates adding up to the total, none
+        above the register now."""
+        now = self.esme.clock()
+        raw, fields, _ = self._run("ECS21a", {"from": START - 86400, "to": now + 60 * 86400})
+        assert fields["ok"]
+        days = fields["days"]
+        assert len(days) == self.esme.daily_log.ring.count
+        totals = [day["total"] for day in days]
+        assert totals == sorted(totals) and all(t <= self.seen_energy[0] for t in totals)
+        for day in days:
+            assert sum(day["tou"]) == day["total"] and day["time"] % 86400 == 0
+            assert day["blocks"] == [[0] * 8] * 4
+        return raw
+
+    @rule(target=commands_sent)
     def read_supply(self):
         raw, fields, _ = self._run("ECS45", {})
         assert fields["ok"] and fields["supply_state"] == self.supply
