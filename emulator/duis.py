@@ -347,7 +347,7 @@ class DuisRequest:
         """UTF-8 XML, signed when a signer is given; compact unless `pretty` (indented,
         as the DUIS templates are written; the signature covers the whitespace)."""
         if signer is not None and not pretty:
-            return _remember(self, signer, *signer.sign_parts(self.canonical_text()))
+            return _remember(self, signer, *signer._sign(self.canonical_text()))
         return _document(self.element(), signer, pretty)
 
     def canonical_text(self) -> str:
@@ -479,7 +479,7 @@ class DuisResponse:
         """UTF-8 XML, signed when a signer is given; compact unless `pretty` (indented,
         as the DUIS templates are written; the signature covers the whitespace)."""
         if signer is not None and not pretty:
-            return _remember(self, signer, *signer.sign_parts(self.canonical_text()))
+            return _remember(self, signer, *signer._sign(self.canonical_text()))
         return _document(self.element(), signer, pretty)
 
     def canonical_text(self) -> str:
@@ -608,35 +608,48 @@ class XmlSigner:
 
     def sign_parts(self, document: str):
         """(signed document, DigestValue text, SignatureValue text) of `sign_canonical`."""
-        digest = base64_text(_CRYPTO.sha256(document.encode("utf-8")))
-        signed_info = digest.join(self._signed_info)
-        value = base64_text(_CRYPTO.ecdsa_sign(self.private_key, signed_info.encode("utf-8")))
+        return self._sign(document)[:3]
+
+    def _sign(self, document):
+        """`sign_parts` and what was signed: (document bytes digested, SignedInfo bytes
+        signed, digest, signature value), which `_as_signed` cuts back out of the
+        signed document (tests hold it)."""
+        body = document.encode("utf-8")
+        digest_bytes = _CRYPTO.sha256(body)
+        digest = base64_text(digest_bytes)
+        signed_info = digest.join(self._signed_info).encode("utf-8")
+        value_bytes = _CRYPTO.ecdsa_sign(self.private_key, signed_info)
+        value = base64_text(value_bytes)
         before, between, after = self._signature
         close = document.rindex("</")
-        return (_DECLARATION + document[:close] + before + digest + between + value + after
-                + document[close:]).encode("utf-8"), digest, value
+        xml = (_DECLARATION + document[:close] + before + digest + between + value + after
+               + document[close:]).encode("utf-8")
+        return xml, digest, value, (body, signed_info, digest_bytes, value_bytes)
 
 
 # -- documents this process signed, read back without parsing ------------------------------
 # Parsing is a function of the bytes: when the bytes received are exactly a document signed
 # here a moment ago, what `from_xml` would read from them is the object they were written
 # from. Only objects whose every field reads back unchanged are remembered (`_reads_back`);
-# the signature is still checked on the bytes received (`verify`, `_as_signed`), and a
-# single byte of difference is a miss: parsed and canonicalised in full.
-_RECENT = {}                     # signed bytes -> (class, fields, key_info, digest, value)
+# the signature and digest are still checked every time (ECDSA on the SignedInfo bytes,
+# SHA-256 of the document bytes), on the bytes `_as_signed` would cut from the bytes
+# received, kept from when they were written; a single byte of difference is a miss:
+# parsed and canonicalised in full. `RECALL = False` turns the memo off.
+_RECENT = {}                     # signed bytes -> (class, fields, key_info, digest, value,
+                                 #                  what was signed)
 _RECENT_MAX = 64
 RECALL = True                    # False: every document is parsed from its bytes (what a
                                  # reader in another process does; benchmarks/gbcs.py)
 
 
-def _remember(document, signer, xml, digest, value):
+def _remember(document, signer, xml, digest, value, signed=None):
     if not RECALL:
         return xml
     fields = _read_back_fields(document, signer)
     if fields is not None:
         if len(_RECENT) >= _RECENT_MAX:
             del _RECENT[next(iter(_RECENT))]
-        _RECENT[xml] = (type(document), fields, signer.key_info, digest, value)
+        _RECENT[xml] = (type(document), fields, signer.key_info, digest, value, signed)
     return xml
 
 
@@ -646,14 +659,14 @@ def _recalled(cls, xml):
     known = _RECENT.get(bytes(xml))
     if known is None or known[0] is not cls:
         return None
-    _, fields, key_info, digest, value = known
+    _, fields, key_info, digest, value, signed = known
     if cls is DuisRequest:
         document = DuisRequest(*fields[:5], body=_copy_params(fields[5]))
     else:
         document = DuisResponse(*fields[0], **fields[1])
     document.key_info = key_info
-    document.xml = bytes(xml)
-    document._signed = (digest, value)
+    document.xml = raw = bytes(xml)
+    document._signed = (digest, value, signed, raw)
     return document
 
 
@@ -769,7 +782,13 @@ def verify(document, public_key_xy: bytes) -> None:
 def _verify_recalled(document, public_key_xy):
     """True when a document `from_xml` recalled (bytes signed here, not parsed) verifies on
     the bytes received; False sends it through the parsed path (which raises)."""
-    digest_text, value_text = document._signed
+    digest_text, value_text, signed, raw = document._signed
+    if signed is not None and document.xml is raw:
+        # the bytes received are the bytes signed here: what `_as_signed` would cut from
+        # them was kept when they were written; the signature and digest are checked anew
+        body, signed_info, digest, value = signed
+        return (_CRYPTO.ecdsa_verify(public_key_xy, signed_info, value)
+                and _CRYPTO.sha256(body) == digest)
     as_signed = _as_signed(document.xml, digest_text)
     if as_signed is None:
         return False

@@ -54,3 +54,23 @@ def test_date_time_text_is_strftimes(seconds):
     assert duis.date_time_text(seconds) == moment.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert duis.date_time_text(seconds + 1) == (moment + datetime.timedelta(seconds=1)
                                                 ).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_what_a_recalled_document_verifies_is_what_as_signed_cuts_from_its_bytes():
+    for document in _documents():
+        xml = document.to_xml(SIGNER)
+        recalled = type(document).from_xml(xml)
+        digest_text, _, signed, raw = recalled._signed
+        body, signed_info, digest, value = signed
+        assert raw is recalled.xml and duis._as_signed(xml, digest_text) == (body, signed_info)
+        assert duis.base64_text(digest) == digest_text and value in [
+            duis.base64_bytes(duis._child_text(
+                duis._signature_of(duis._parse(xml)), "SignatureValue", duis.DS_NS))]
+        duis.verify(recalled, PUBLIC)
+        recalled.xml = xml.replace(b":77<", b":78<", 1)       # not the bytes kept, nor signed
+        try:
+            duis.verify(recalled, PUBLIC)
+        except duis.DuisError:
+            pass
+        else:
+            raise AssertionError("verified bytes other than the ones received")
