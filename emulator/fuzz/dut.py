@@ -33,7 +33,7 @@ from emulator.codec import hdlc as hdlc_codec
 from emulator.codec import wrapper as wrapper_codec
 from emulator.codec import xdlms as xdlms_codec
 from emulator.fuzz import mutators
-from emulator.fuzz.mutators import ANSWER, ANY, SILENCE, Case
+from emulator.fuzz.mutators import ANSWER, SILENCE, Case
 from emulator.client import DlmsClientError
 from emulator.link import LinkFailure, LinkTimeout
 from emulator.runtime import CoreError, RuntimeFailure
@@ -133,12 +133,11 @@ class DutFuzzer:
         if self.layer == "gbcs":
             self._record_gbcs_commands()
         source = mutators.cases(self.layer, self.context, self.seed)
-        return self._run((next(source) for _ in range(count)), count, on_case)
+        return self._run((next(source) for _ in range(count)), on_case)
 
     def replay(self, cases, on_case=None):
         """The given cases (from a replay file), judged as in a run."""
-        cases = list(cases)
-        return self._run(iter(cases), len(cases), on_case)
+        return self._run(iter(list(cases)), on_case)
 
     def _record_gbcs_commands(self):
         """Commands the lab's head-end and DCC build for the DUT's ESME, as delivered:
@@ -157,7 +156,7 @@ class DutFuzzer:
             driver.attach_device("ESME", self.gbcs_port)
         self.context.gbcs_commands = [envelope.parse(m) for m in recorded]
 
-    def _run(self, cases, count, on_case):
+    def _run(self, cases, on_case):
         self.result = FuzzResult(self.target.text, self.layer, self.seed,
                                  self.liveness_every, self.timeout)
         started = time.monotonic()
@@ -415,4 +414,4 @@ def _bad_response(apdu):
     return None
 
 
-__all__ = ["DutFuzzer", "Finding", "FuzzResult", "FuzzError", "KINDS", "ANY", "Case"]
+__all__ = ["DutFuzzer", "Finding", "FuzzResult", "FuzzError", "KINDS", "Case"]
