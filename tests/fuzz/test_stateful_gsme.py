@@ -276,20 +276,33 @@ class GsmeMachine(RuleBasedStateMachine):
         self.clock.set(self.now)
         assert self._snapshot() == before
 
-    @rule()
-    def wake(self):
+    @rule(arrival=st.sampled_from([None, "GCS32", "GCS39"]))
+    def wake(self, arrival):
         """The GSME wakes, updates the mirror, takes every queued command in order and
-        answers each once, as itself; then sleeps."""
-        upstream = F.wake_exchange(self.gsme, self.gpf, self.now)
-        assert not self.gsme.awake and self.gpf.queue == []
+        answers each once, as itself; then sleeps. With an `arrival`, a valve command
+        reaches the GPF just after it handed the GSME the first queued one: it joins
+        the end of the queue, and is taken in this wake if the GSME was told more were
+        waiting (two or more queued), else it waits for the next wake."""
+        waiting = len(self.queue)
+        if arrival is None:
+            upstream = F.wake_exchange(self.gsme, self.gpf, self.now)
+            delivered, self.queue = self.queue, []
+        else:
+            counter = self._next_counter()
+            late = Queued(arrival, counter, command(arrival, {}, counter, self.now))
+            upstream = self._wake_with_arrival(late.raw)
+            self.gpf_counter = counter
+            if waiting >= 2:
+                delivered, self.queue = self.queue + [late], []
+            else:
+                delivered, self.queue = self.queue, [late]
+        assert not self.gsme.awake
         expected = []                           # (counter, ok, alert) in queue order
-        accepted_values = []
-        for item in self.queue:
-            expected.append(self._apply(item, accepted_values))
+        for item in delivered:
+            expected.append(self._apply(item))
             self.expected_answers[item.counter] += 1
             if item.use_case != "CS01b":
                 self.gsme_counter = item.counter
-        self.queue = []
         messages = [verified(raw) for raw in upstream]
         responses, alerts = self._take(upstream)
         shape = [(m.cra_flag, m.originator_counter if m.cra_flag == envelope.CRA_RESPONSE
@@ -315,7 +328,23 @@ class GsmeMachine(RuleBasedStateMachine):
         self.valve_path.extend(valves)
         self.mirror = (self.gsme.summation, self.valve)
 
-    def _apply(self, item, accepted_values):
+    def _wake_with_arrival(self, raw):
+        """`gpf.wake_exchange` with `raw` sent to the GPF right after its first answer
+        to the GSME's poll; what the GSME sent upstream."""
+        gsme, gpf, now = self.gsme, self.gpf, self.now
+        gsme.mirror_ack(gpf.receive_mirror(gsme.mirror_report(now), now))
+        pending = gsme.wake(now)
+        while pending:
+            replies = gpf.receive_tunnel(pending.pop(0), now)
+            if replies and raw is not None:
+                assert gpf.receive_gbcs(raw, now) == []        # queued, room made
+                raw = None
+            for reply in replies:
+                pending.extend(gsme.receive_tunnel(reply, now))
+        gsme.mirror_ack(gpf.receive_mirror(gsme.mirror_report(now), now))
+        return gpf.take_upstream()
+
+    def _apply(self, item):
         """The model of one queued command reaching the GSME: (counter, ok, alert)."""
         if item.use_case == "CS01b":
             hi = self.utrn_hi[item.token]
