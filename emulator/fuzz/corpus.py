@@ -24,9 +24,16 @@ MAX_SEED = 4096              # bytes (the atheris harness's -max_len)
 # Inputs that exposed a defect, fixed since: layer -> hex. Seeds, so every fuzzing run
 # starts from them and the replay test holds the fix.
 REGRESSIONS = {
-    # a Read Attributes response with an invalid (0xFF-length) octet string, which
-    # zigpy reads as 255 bytes: the one place the ZCL decoders may part
-    "zcl": ["070008010117060041ff010040000050"],
+    # Read Attributes responses with invalid (0xFF-length) octet strings, which zigpy
+    # reads as 255 bytes: the one place the ZCL decoders may part
+    "zcl": ["070008010117060041ff010040000050",
+            "070008010117060041ff17060041ffffffffffffffffffffffffffffffffffffffffffffffffffff"
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+            "ffffff0142fa0101011706fa01ffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+            "ffffffffffffffffffffffffffffffffffffffff0142fa0101011706fa0101011706044108010117"
+            "060041ff17060041ff0142fa0101011706fa01010117060041ff17060041ff01500041ffff170600"
+            "41ff01500041ff01011706044108010117060041ff17060041ff0142fa0101011706fa0101011706"
+            "0041ff17060041ff01500041ffff17060041ff01500041ff17060041ff0150"],
     # other-information length in a long form (83 000003) the short form would do: both
     # codecs read it as BER allows, and write the minimal form back
     "gbcs": ["df090200000000000003e80880db1234567890a0087eb38731800000100083000003e8080000"],
@@ -407,7 +414,6 @@ def _esme_hdlc_seeds():
 def _esme_gbcs_seeds():
     """Commands to the fuzzed ESME built as the lab's DCC builds them (signed by supplier
     A where critical, MAC'd by the ACB), and RTDS commands (other devices' keys)."""
-    from emulator.fuzz.targets import ESME_PROFILE  # noqa: F401  (the same device)
     from emulator.lab import ACB_EUI, ESME_EUI, SUPPLIER_EUIS, Lab
     from emulator.usecases import USE_CASE_BUILDERS, BuildContext
     from firmware.crypto.board import BoardCrypto, PrivateKey

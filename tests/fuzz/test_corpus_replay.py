@@ -81,13 +81,26 @@ def test_ezsp_request_without_parameters_in_a_tuple_schema_decodes():
 
 def test_zcl_invalid_string_is_the_one_excused_disagreement():
     """Fuzzing found it: a 0xFF-length ZCL string is "invalid" (ZCL r7 2.6.2.10, no
-    octets) to the firmware and 255 bytes to zigpy; the ZCL target excuses only that."""
+    octets) to the firmware and 255 octets to zigpy. The ZCL target excuses a
+    disagreement only where reading 0xFF as zigpy does makes the firmware agree."""
+    from emulator.codec import gbz as H
     from firmware.zcl import frame as Z
     head = Z.encode_header(0x08, 1, Z.READ_ATTRIBUTES_RESPONSE)
-    invalid = head + bytes.fromhex("05000041ff")
-    assert Z.decode_read_attributes_response(invalid[3:]) == [(5, 0, 0x41, None)]
-    assert targets._invalid_string(targets._zcl_reading(0x0702, invalid))
+    invalid = head + bytes.fromhex("05000041ff") + bytes.fromhex("060086")
+    assert Z.decode_read_attributes_response(invalid[3:]) == [(5, 0, 0x41, None),
+                                                              (6, 0x86, None, None)]
+    with pytest.raises(ValueError):
+        H.parse_zcl(0x0702, invalid)
+    host = (False, None)
+    assert targets._zigpy_string_rule_explains(0x0702, invalid, host)
     targets.LAYERS["zcl"].run(b"\x07\x02" + invalid)
-    for valid in (head + bytes.fromhex("0500004102abcd"), head + bytes.fromhex("050086")):
-        assert not targets._invalid_string(targets._zcl_reading(0x0702, valid))
-        targets.LAYERS["zcl"].run(b"\x07\x02" + valid)
+    # a 255-octet string zigpy reads, the firmware not: explained by the same rule
+    long = head + bytes.fromhex("05000041ff") + bytes(255)
+    theirs = (True, targets._host_zcl_reading(0x0702, long))
+    assert targets._zigpy_string_rule_explains(0x0702, long, theirs)
+    # any other difference is not: a reading that differs in one value
+    other = (True, (theirs[1][0], theirs[1][1], [(5, 0, bytes(254) + b"\x01")]))
+    assert not targets._zigpy_string_rule_explains(0x0702, long, other)
+    valid = head + bytes.fromhex("0500004102abcd")
+    assert not targets._zigpy_string_rule_explains(0x0702, valid, (False, None))
+    targets.LAYERS["zcl"].run(b"\x07\x02" + valid)
