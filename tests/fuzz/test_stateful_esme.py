@@ -6,8 +6,8 @@ builders (`emulator.usecases`), signed by the supplier when critical and MAC'd b
 DCC as ACB, and go in through `MeterCore.receive_gbcs`, the path a board's hub link
 takes. Rules: time passes (energy accrues), register / HH / supply reads, UTRN top-ups
 (fresh, replayed, for another meter), balance resets, supply enable / disable / arm,
-clock set (ECS70), replayed and stale commands, commands with a flipped byte, power cuts
-and clean restarts.
+clock set (ECS70), replayed and stale commands, commands with a flipped byte or for
+another meter, power cuts and clean restarts.
 
 Invariants, after every step:
 - the import registers (total and TOU rates) never decrease, across restarts too;
@@ -142,11 +142,11 @@ def _context(counter, now):
                         DEVICE["ka"].public_xy)
 
 
-def command(use_case, params, counter, now):
+def command(use_case, params, counter, now, recipient=ESME_EUI):
     """A command as the DCC sends it: the supplier's payload, signed by the supplier when
     the use case is critical, MAC'd by the DCC as ACB."""
     uc = USE_CASE_BUILDERS[use_case]
-    message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, SUPPLIER, ESME_EUI,
+    message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, SUPPLIER, recipient,
                                    uc.message_code, uc.build(params, _context(counter, now)))
     if uc.critical:
         security.sign(CRYPTO, ORG[SUPPLIER]["ds"].private_key, message)
@@ -489,6 +489,12 @@ class EsmeMachine(RuleBasedStateMachine):
     @rule(raw=commands_sent)
     def command_replayed(self, raw):
         self._refused(raw, codes.ALERT_FAILED_AUTHENTICATION_OTHER)
+
+    @rule(use_case=st.sampled_from(["ECS43", "ECS17b", "ECS04b"]))
+    def command_for_another_meter(self, use_case):
+        """A good command for another device reaches this ESME: silence, no change."""
+        raw = command(use_case, {}, self.counter + 1, self.esme.clock(), recipient=OTHER_METER)
+        self._refused(raw, None)
 
     @precondition(lambda self: self.accepted_counter >= 0)
     @rule(use_case=st.sampled_from(["ECS42", "ECS43", "ECS04b", "ECS45"]), back=st.integers(0, 3))

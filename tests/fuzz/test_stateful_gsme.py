@@ -8,8 +8,9 @@ over. Reads (GCS13a, GCS17, GCS33) are answered by the GPF from its mirror while
 sleeps; valve commands (GCS32 close, GCS39 arm) and top-ups (CS01b) wait in the GPF's
 queue until the GSME wakes and polls (`gpf.wake_exchange`: the GB-HRGP GET /
 GET-RESPONSE / PUT conversation over the tunnel). Rules also replay commands and UTRNs,
-send stale counters and flipped bytes, overfill the queue, send the sleeping GSME a
-frame it cannot hear, open an armed valve at the meter, and restart the GSME (battery
+set the clock (GCS28, judged at the wake), send stale counters, flipped bytes and
+commands for another meter, overfill the queue, send the sleeping GSME a frame it cannot
+hear, open an armed valve at the meter, and restart the GSME (battery
 change) or the hub (GPF) from their saved state.
 
 Invariants, after every step:
@@ -115,9 +116,9 @@ def _context(counter, now):
                         ORG[SUPPLIER]["ka"].private_key, DEVICE["ka"].public_xy)
 
 
-def command(use_case, params, counter, now):
+def command(use_case, params, counter, now, recipient=GSME_EUI):
     uc = USE_CASE_BUILDERS[use_case]
-    message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, SUPPLIER, GSME_EUI,
+    message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, SUPPLIER, recipient,
                                    uc.message_code, uc.build(params, _context(counter, now)))
     if uc.critical:
         security.sign(CRYPTO, ORG[SUPPLIER]["ds"].private_key, message)
@@ -159,13 +160,14 @@ def _utrn_of(raw):
 
 
 class Queued:
-    """A command the GPF holds for the GSME."""
+    """A command the GPF holds for the GSME (a top-up's UTRN, a clock set's window)."""
 
-    def __init__(self, use_case, counter, raw, token=None):
+    def __init__(self, use_case, counter, raw, token=None, window=None):
         self.use_case = use_case
         self.counter = counter
         self.raw = raw
         self.token = token
+        self.window = window
 
 
 # -- the machine -------------------------------------------------------------------------------
@@ -246,7 +248,7 @@ class GsmeMachine(RuleBasedStateMachine):
         assert responses == [] and alerts == [alert]
         assert self._snapshot() == before
 
-    def _send(self, use_case, raw, counter, token=None):
+    def _send(self, use_case, raw, counter, token=None, window=None):
         """A command the GPF accepts: a read answered now, anything else queued (or the
         queue-full alert). Returns True when accepted."""
         if self._queue_full_alert(use_case):
@@ -261,7 +263,7 @@ class GsmeMachine(RuleBasedStateMachine):
             self.gpf_counter = counter
             return responses[0]
         assert out == [], "a command for the GSME is queued, not answered"
-        self.queue.append(Queued(use_case, counter, raw, token))
+        self.queue.append(Queued(use_case, counter, raw, token, window))
         if use_case != "CS01b":                 # a top-up's counter is the UTRN record's
             self.gpf_counter = counter
         return True
@@ -323,7 +325,9 @@ class GsmeMachine(RuleBasedStateMachine):
             if response.message_code == codes.CS01B and ok:
                 assert fields["credit_remaining"] == remaining
                 remaining -= fields["top_up_value"]
-            elif response.message_code != codes.CS01B and ok:
+            elif response.message_code == codes.GCS28:
+                assert fields["device_time"] == self.now
+            elif ok:
                 valves.insert(0, VALVE_OF_STATUS[fields["supply_status"]])
         self.valve_path.extend(valves)
         self.mirror = (self.gsme.summation, self.valve)
@@ -358,6 +362,9 @@ class GsmeMachine(RuleBasedStateMachine):
                 self.utrn_record.remove(min(self.utrn_record))
             self.credit += self.utrn_pence[item.token] * G.VALUE_PER_PENNY
             return item.counter, True, None
+        if item.use_case == "GCS28":            # the window as of the wake, not the send
+            start, end = item.window
+            return item.counter, start <= self.now <= end, None
         after = VALVE_AFTER_COMMAND.get((item.use_case, self.valve))
         if after is None:
             return item.counter, False, None    # arming an open valve: FAILURE
@@ -426,6 +433,28 @@ class GsmeMachine(RuleBasedStateMachine):
         if self._send(use_case, raw, counter):
             return raw
         return multiple()                       # refused (queue full): never accepted
+
+    @rule(target=commands_sent, opens=st.integers(-2 * HH, 2 * HH), width=st.integers(0, 2 * HH))
+    def set_clock(self, opens, width):
+        """GCS28, queued: the GSME takes the hub's time if the validity window holds the
+        time it wakes at, else keeps its clock and says so (GBCS 13.3.6)."""
+        counter = self._next_counter()
+        window = (self.now + opens, self.now + opens + width)
+        raw = command("GCS28", {"validity_start": window[0], "validity_end": window[1]},
+                      counter, self.now)
+        if self._send("GCS28", raw, counter, window=window):
+            return raw
+        return multiple()
+
+    @rule(use_case=st.sampled_from(["GCS32", "GCS13a", "CS01b"]))
+    def command_for_another_meter(self, use_case):
+        """A good command for another device reaches this GPF: silence, no change."""
+        counter = self._next_counter() if use_case != "CS01b" else (self.top_up_hi + 1) << 32
+        params = {"utrn": mint(self.top_up_hi + 1, 10)} if use_case == "CS01b" else {}
+        raw = command(use_case, params, counter, self.now, recipient=OTHER_METER)
+        before = self._snapshot()
+        assert self.gpf.receive_gbcs(raw, self.now) == []
+        assert self._snapshot() == before
 
     def _mint(self, hi, pence, target=GSME_EUI):
         token = mint(hi, pence, target)
@@ -580,7 +609,7 @@ class GsmeMachine(RuleBasedStateMachine):
 
 
 def _use_case(message):
-    for name in ("GCS13a", "GCS17", "GCS33", "GCS32", "GCS39", "CS01b"):
+    for name in ("GCS13a", "GCS17", "GCS33", "GCS32", "GCS39", "CS01b", "GCS28"):
         if USE_CASE_BUILDERS[name].message_code == message.message_code:
             return name
     raise AssertionError("message code 0x%04X" % message.message_code)
