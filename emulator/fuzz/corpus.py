@@ -38,9 +38,10 @@ REGRESSIONS = {
     # codecs read it as BER allows, and write the minimal form back
     "gbcs": ["df090200000000000003e80880db1234567890a0087eb38731800000100083000003e8080000"],
     # gpTranslationTableClear (v12+), whose parameter list bellows gives as a tuple: the
-    # virtual NCP's decoder raised AttributeError on it; a request longer than an ASH
-    # DATA field, which the NCP never sees and so cannot answer
-    "ezsp": ["070207010b01",
+    # virtual NCP's decoder raised AttributeError on it; getChildData on v6, whose reply
+    # the NCP built as v7's struct (KeyError); a request longer than an ASH DATA field,
+    # which the NCP never sees and so cannot answer
+    "ezsp": ["070207010b01", "01ff2fff8c4a08",
              "010100ff2e024fdbfffff75500000000003000000000000000000000000000000000000000000000"
              "00000000000000000000000000000000ffffffffffffff0500230000000000000504000117000000"
              "000005040001170000000000000000000000000000000000000000fcfffffff18e8e8ef1f1f10e0e"

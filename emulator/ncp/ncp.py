@@ -499,9 +499,15 @@ class VirtualNcp:
     def cmd_getChildData(self, a):
         index = int(a["index"])
         kids = sorted(self.children.items())
-        if index >= len(kids):
-            return {"status": NOT_JOINED, "child_data": _child_data(self.table, None)}
-        return {"status": OK, "child_data": _child_data(self.table, kids[index])}
+        entry = kids[index] if index < len(kids) else None
+        status = OK if entry else NOT_JOINED
+        if "childId" in self.table.commands["getChildData"][2]:
+            # v5, v6: the child's fields one by one, not an EmberChildData (found by EZSP
+            # fuzzing: the reply raised KeyError out of the NCP)
+            node, (eui, node_type) = entry or _NO_CHILD
+            return {"status": status, "child_id": node, "child_eui64": eui,
+                    "child_type": node_type}
+        return {"status": status, "child_data": _child_data(self.table, entry)}
 
     def cmd_lookupEui64ByNodeId(self, a):
         node = int(a["node_id"])
@@ -1319,12 +1325,14 @@ def _blank_context():
         multi_network_index=0, flags=0, psa_key_alg_permission=0)
 
 
+_NO_CHILD = (0xFFFF, (t.EUI64([0] * 8), t.EmberNodeType.UNKNOWN_DEVICE))
+
+
 def _child_data(table, entry):
     """EmberChildData in the struct this version's getChildData returns."""
     schema = table.commands["getChildData"][2]
     cls = dict(schema)["childData" if "childData" in schema else "child_data"]
-    node, (eui, node_type) = entry if entry else (0xFFFF, (t.EUI64([0] * 8),
-                                                           t.EmberNodeType.UNKNOWN_DEVICE))
+    node, (eui, node_type) = entry if entry else _NO_CHILD
     fields = {"eui64": eui, "type": node_type, "id": node, "phy": 0, "power": 0,
               "timeout": 0}
     names = [f.name for f in cls.fields]

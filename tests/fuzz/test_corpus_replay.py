@@ -79,6 +79,25 @@ def test_ezsp_request_without_parameters_in_a_tuple_schema_decodes():
         table.decode_request(frame + b"\x00")
 
 
+@pytest.mark.parametrize("version", [5, 6, 7, 13])
+def test_virtual_ncp_answers_get_child_data_in_its_versions_layout(version):
+    """Fuzzing found it: on EZSP v5 and v6 getChildData returns the child's fields one by
+    one; the NCP built v7's EmberChildData and raised KeyError."""
+    import bellows.types as t
+    from emulator.ncp.ncp import VirtualNcp
+    ncp = VirtualNcp(bytes(8), None, ezsp_version=version)
+    ncp.children = {0x1234: (t.EUI64(bytes(range(8))), t.EmberNodeType(1))}
+    for index in (0, 1):
+        reply = ncp.table.encode(7, "getChildData", ncp.cmd_getChildData({"index": index}))
+        schema = ncp.table.commands["getChildData"][2]
+        values, rest = t.deserialize_dict(reply[len(ncp.table.header(7, "getChildData",
+                                                                     False)):], schema)
+        assert rest == b"" and (int(values["status"]) == 0) == (index == 0)
+        child = values.get("childData") or values.get("child_data")
+        node = child.id if child is not None else values["childId"]
+        assert node == (0x1234 if index == 0 else 0xFFFF)
+
+
 def test_zcl_invalid_string_is_the_one_excused_disagreement():
     """Fuzzing found it: a 0xFF-length ZCL string is "invalid" (ZCL r7 2.6.2.10, no
     octets) to the firmware and 255 octets to zigpy. The ZCL target excuses a
