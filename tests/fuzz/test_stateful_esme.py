@@ -53,6 +53,8 @@ OTHER_METER = bytes.fromhex("00DB1234567890A7")
 HH = 1800
 SEED = 5
 UTRN_RECORD = 20        # the token gateway's record size (firmware/gbcs/utrn.py default)
+INT32_MAX = 0x7FFFFFFF  # credits are double-long (Blue Book 4.6.3)
+INT32_MIN = -0x80000000
 # the core fsyncs every save; on tmpfs that costs nothing, on a disk it is most of the run
 STATE_ROOT = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
@@ -180,6 +182,10 @@ def verified(raw):
     return message
 
 
+def _token_of(raw):
+    return A.decode_request(envelope.parse(raw).payload).data[0][1].decode()
+
+
 def alert_code(message):
     return decode_apdu(message.payload).notification_body[1][0][1]
 
@@ -218,6 +224,7 @@ class EsmeMachine(RuleBasedStateMachine):
         self.utrn_record = []
         self.foreign = set()                    # UTRNs minted for another meter
         self.utrn_hi = {}                       # UTRN -> its counter bits 63..32
+        self.utrn_pence = {}
         self.credits = [c.amount for c in self.gb.credits]
         self.supply = self.esme.supply_state
         self.seen_supply = self.supply
@@ -410,74 +417,76 @@ class EsmeMachine(RuleBasedStateMachine):
     @rule(target=top_ups_sent, pence=st.integers(1, utrn.MAX_VALUE), gap=st.integers(1, 3))
     def top_up(self, pence, gap):
         self.top_up_hi += gap
-        token = self._mint(self.top_up_hi, pence)
-        raw, fields, answers = self._run("CS01a", {"utrn": token}, counter=self.top_up_hi << 32)
-        assert fields["ok"] and answers.alerts == []
-        self.credits[0] += pence
-        self._utrn_used(self.top_up_hi)
-        return raw
+        return self._top_up(self._mint(self.top_up_hi, pence), self.top_up_hi << 32)
 
     def _mint(self, hi, pence, target=ESME_EUI):
         token = mint(hi, pence, target)
         self.utrn_hi[token] = hi
+        self.utrn_pence[token] = pence
         if target != ESME_EUI:
             self.foreign.add(token)
         return token
 
-    def _utrn_used(self, hi):
-        """The model of the ESME's UTRN record (GBCS 14: each UTRN once, and none older
-        than the oldest of the last RECORD remembered)."""
-        self.utrn_record.append(hi)
-        if len(self.utrn_record) > UTRN_RECORD:
-            self.utrn_record.remove(min(self.utrn_record))
-
-    def _top_up_refusal(self, token):
+    def _top_up_outcome(self, token):
+        """The model of CS01a at this ESME (GBCS 14; the token gateway's three checks):
+        (result, alert). A UTRN is used once, none older than the oldest of the last
+        UTRN_RECORD is taken, another meter's does not authenticate, and one the credit
+        cannot hold (double-long) is refused with nothing used. Accepting it records it."""
         hi = self.utrn_hi[token]
         if hi in self.utrn_record or (len(self.utrn_record) >= UTRN_RECORD
                                       and hi < min(self.utrn_record)):
-            return codes.ALERT_DUPLICATE_UTRN
-        assert token in self.foreign
-        return codes.ALERT_UTRN_NOT_AUTHENTIC
+            return 250, codes.ALERT_DUPLICATE_UTRN
+        if token in self.foreign:
+            return 250, codes.ALERT_UTRN_NOT_AUTHENTIC
+        if self.credits[0] + self.utrn_pence[token] > INT32_MAX:
+            return 250, None
+        self.utrn_record.append(hi)
+        if len(self.utrn_record) > UTRN_RECORD:
+            self.utrn_record.remove(min(self.utrn_record))
+        self.credits[0] += self.utrn_pence[token]
+        return 0, None
 
-    def _refused_top_up(self, raw):
-        """A top-up the ESME accepts as a command but whose UTRN it refuses: answered
-        action-result other-reason with the UTRN alert, no credit."""
-        message = envelope.parse(raw)
-        counter = message.originator_counter
-        alert = self._top_up_refusal(A.decode_request(message.payload).data[0][1].decode())
+    def _top_up(self, token, counter, raw=None):
+        """A top-up the ESME accepts as a command (its counter is the UTRN's: the UTRN
+        record, not the originator counter, refuses a replay): answered once, credited
+        or refused with action-result other-reason and the UTRN alert."""
+        if raw is None:
+            raw = command("CS01a", {"utrn": token}, counter, self.esme.clock())
+        result, alert = self._top_up_outcome(token)
         before = self._snapshot()
         answers = self._deliver(raw)
         self.expected_answers[counter] += 1
-        assert len(answers.responses) == 1 and answers.alerts == [alert]
+        assert len(answers.responses) == 1
+        assert answers.alerts == ([] if alert is None else [alert])
         fields = USE_CASE_BUILDERS["CS01a"].read_response(
             answers.responses[0].payload, _context(counter, self.esme.clock()))
-        assert not fields["ok"] and fields["results"] == [(A.ACTION, 250)]
-        assert self._snapshot() == before
+        assert fields["results"] == [(A.ACTION, result)]
+        if result:
+            assert self._snapshot() == before
+        else:
+            self.successes[counter] += 1
+        return raw
 
     @rule(target=top_ups_sent, sent=top_ups_sent)
     def top_up_utrn_replayed(self, sent):
         """A UTRN sent before (used, or refused) in a new message."""
         self.top_up_hi += 1
-        token = A.decode_request(envelope.parse(sent).payload).data[0][1].decode()
-        raw = command("CS01a", {"utrn": token}, self.top_up_hi << 32, self.esme.clock())
-        self._refused_top_up(raw)
-        return raw
+        return self._top_up(_token_of(sent), self.top_up_hi << 32)
 
     @rule(raw=top_ups_sent)
     def top_up_message_replayed(self, raw):
-        """A top-up message as sent before, byte for byte (its counter is the UTRN's, so
-        the UTRN record is what refuses it)."""
-        self._refused_top_up(raw)
+        """A top-up message as sent before, byte for byte."""
+        self._top_up(_token_of(raw), envelope.parse(raw).originator_counter, raw)
 
     @rule(target=top_ups_sent, pence=st.integers(1, utrn.MAX_VALUE))
     def top_up_for_another_meter(self, pence):
         self.top_up_hi += 1
-        token = self._mint(self.top_up_hi, pence, target=OTHER_METER)
-        raw = command("CS01a", {"utrn": token}, self.top_up_hi << 32, self.esme.clock())
-        self._refused_top_up(raw)
-        return raw
+        return self._top_up(self._mint(self.top_up_hi, pence, target=OTHER_METER),
+                            self.top_up_hi << 32)
 
-    @rule(target=commands_sent, value=st.integers(-5000, 50000))
+    @rule(target=commands_sent, value=st.one_of(st.integers(-5000, 50000),
+                                                st.integers(INT32_MAX - utrn.MAX_VALUE, INT32_MAX),
+                                                st.integers(INT32_MIN, INT32_MIN + 100)))
     def reset_balance(self, value):
         raw, fields, _ = self._run("ECS04b", {"value": value})
         assert fields["results"] == [(A.ACTION, 0)] * 3
@@ -525,9 +534,7 @@ class EsmeMachine(RuleBasedStateMachine):
             return
         if use_case == "CS01a":
             self.top_up_hi = hi
-            self._run(use_case, params, counter=counter, raw=genuine)
-            self.credits[0] += 100
-            self._utrn_used(hi)
+            self._top_up(params["utrn"], counter, genuine)
             return
         self._run(use_case, params, raw=genuine)
         if use_case in ("ECS42", "ECS43", "ECS44"):
