@@ -191,7 +191,8 @@ def alert_code(message):
 
 
 class Answers:
-    """What one delivery brought back: responses by counter, alert codes, in order."""
+    """What one delivery brought back, each verified: responses, alert codes and the
+    alerts' counters, in order."""
 
     def __init__(self, out):
         self.responses = []
@@ -282,12 +283,11 @@ class EsmeMachine(RuleBasedStateMachine):
             self.seen_alert_counter = counter
         return answers
 
-    def _run(self, use_case, params, counter=None, raw=None):
-        """A command the ESME must accept (built here, or `raw` as built before): exactly
-        one response, with its counter."""
-        if counter is None:
-            self.counter += 1
-            counter = self.counter
+    def _run(self, use_case, params, raw=None):
+        """A command (not a top-up: `_top_up`) the ESME must accept, built here with the
+        next counter, or `raw` built with it before: exactly one response, its counter."""
+        self.counter += 1
+        counter = self.counter
         if raw is None:
             raw = command(use_case, params, counter, self.esme.clock())
         answers = self._deliver(raw)
@@ -296,8 +296,7 @@ class EsmeMachine(RuleBasedStateMachine):
         assert reply.originator_counter == counter
         assert reply.message_code == USE_CASE_BUILDERS[use_case].message_code
         self.expected_answers[counter] += 1
-        if use_case != "CS01a":                 # a top-up's counter is the UTRN record's
-            self.accepted_counter = counter
+        self.accepted_counter = counter
         fields = USE_CASE_BUILDERS[use_case].read_response(
             reply.payload, _context(counter, self.esme.clock()))
         if fields["ok"]:
