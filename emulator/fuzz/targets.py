@@ -85,6 +85,11 @@ class FuzzTarget:
                         ours[1], theirs[1])
 
 
+def _read(outcome, reading):
+    """An outcome with `reading` applied to the decoded value, when there is one."""
+    return (True, reading(outcome[1])) if outcome[0] else outcome
+
+
 def _verdict(outcome):
     return "accepts" if outcome[0] else "rejects (%s)" % (outcome[1],)
 
@@ -129,21 +134,19 @@ def _hdlc(target, data):
     from firmware.hdlc.reader import FrameReader
     ours = target.outcome(fw.parse_frame, fw.HdlcError, data)
     theirs = target.outcome(host.parse_frame, host.HdlcCodecError, data)
-    target.agree((ours[0], ours[1] if not ours[0] else _hdlc_reading(ours[1])),
-                 (theirs[0], theirs[1] if not theirs[0] else _host_hdlc_reading(theirs[1])),
-                 data)
+    target.agree(_read(ours, _hdlc_reading), _read(theirs, _host_hdlc_reading), data)
     if ours[0]:
         target.expect(ours[1].encode() == data, "HDLC %s does not rebuild", data.hex())
     if ours[0] and ours[1].info and ours[1].control & 0xEF in (fw.SNRM, fw.UA):
         info = bytes(ours[1].info)
         params = target.outcome(decode_parameters, fw.HdlcError, info)
         host_params = target.outcome(host.parse_parameters, host.HdlcCodecError, info)
-        target.agree((params[0], params[1] if not params[0] else (
-            params[1].max_info_transmit, params[1].max_info_receive,
-            params[1].window_transmit, params[1].window_receive)),
-            (host_params[0], host_params[1] if not host_params[0] else (
-                host_params[1]["max_info_transmit"], host_params[1]["max_info_receive"],
-                host_params[1]["window_transmit"], host_params[1]["window_receive"])), info)
+        target.agree(_read(params, lambda p: (p.max_info_transmit, p.max_info_receive,
+                                              p.window_transmit, p.window_receive)),
+                     _read(host_params, lambda p: (p["max_info_transmit"],
+                                                   p["max_info_receive"],
+                                                   p["window_transmit"],
+                                                   p["window_receive"])), info)
     # the stream reader, fed in pieces: every frame it finds is one both codecs read
     reader = FrameReader()
     step = 1 + (data[0] % 7 if data else 0)
@@ -173,10 +176,8 @@ def _wrapper(target, data):
     from firmware import wrapper as fw
     ours = target.outcome(fw.decode_wpdu, fw.WrapperError, data)
     theirs = target.outcome(host.parse_wpdu, host.WrapperCodecError, data)
-    if theirs[0]:
-        theirs = (True, (theirs[1].source_wport, theirs[1].destination_wport,
-                         theirs[1].apdu))
-    target.agree(ours if not ours[0] else (True, tuple(ours[1])), theirs, data)
+    target.agree(_read(ours, tuple), _read(theirs, lambda w: (
+        w.source_wport, w.destination_wport, w.apdu)), data)
     if not ours[0]:
         target.expect(ours[1].offset == theirs[1].offset,
                       "error offsets differ on %s: firmware %r, host %r", data.hex(),
@@ -336,8 +337,7 @@ def _gbcs(target, data):
     from firmware.gbcs import envelope as fw
     ours = target.outcome(fw.parse, fw.GbcsError, data)
     theirs = target.outcome(host.decode, host.GbcsCodecError, data)
-    target.agree((ours[0], _gbcs_reading(ours[1]) if ours[0] else ours[1]),
-                 (theirs[0], _host_gbcs_reading(theirs[1]) if theirs[0] else theirs[1]), data)
+    target.agree(_read(ours, _gbcs_reading), _read(theirs, _host_gbcs_reading), data)
     if ours[0]:
         # both rebuild it alike, with minimal BER lengths (a long-form length that the
         # short form would do is read, as BER allows, and not written back)
@@ -427,8 +427,7 @@ def _gbz(target, data):
         target.expect(rejected, "host rejects %s (%s) but every ZCL command reads in "
                       "the firmware", data.hex(), theirs[1])
         return
-    target.agree((ours[0], _gbz_reading(ours[1]) if ours[0] else ours[1]),
-                 (theirs[0], _host_gbz_reading(theirs[1]) if theirs[0] else theirs[1]), data)
+    target.agree(_read(ours, _gbz_reading), _read(theirs, _host_gbz_reading), data)
     if ours[0]:
         target.expect(ours[1].encode() == data == H.encode(theirs[1]),
                       "GBZ %s does not rebuild byte for byte", data.hex())
