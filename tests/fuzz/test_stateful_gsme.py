@@ -249,8 +249,8 @@ class GsmeMachine(RuleBasedStateMachine):
         assert self._snapshot() == before
 
     def _send(self, use_case, raw, counter, token=None, window=None):
-        """A command the GPF accepts: a read answered now, anything else queued (or the
-        queue-full alert). Returns True when accepted."""
+        """A command the GPF accepts: a read is answered now (its response returned),
+        anything else queued (True), unless the queue is full (its alert; False)."""
         if self._queue_full_alert(use_case):
             self._refused(raw, use_case, None)
             return False
