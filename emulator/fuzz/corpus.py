@@ -21,12 +21,21 @@ CORPUS_DIR = REPO / "fuzz" / "corpus"
 PER_LAYER = 40               # about; small enough to keep the whole corpus well under 1 MB
 MAX_SEED = 4096              # bytes (the atheris harness's -max_len)
 
-# Inputs that exposed a defect, fixed since: layer -> hex. Seeds, so every fuzzing run
-# starts from them and the replay test holds the fix.
+# Inputs that made a target fail, fixed since (a defect of a decoder or a device, or a
+# rule of the target that was stricter than the specification): layer -> hex. Seeds, so
+# every fuzzing run starts from them and the replay test holds the fix.
 REGRESSIONS = {
     # Read Attributes responses with invalid (0xFF-length) octet strings, which zigpy
     # reads as 255 bytes: the one place the ZCL decoders may part
     "zcl": ["070008010117060041ff010040000050",
+            "070008010117060041ff17060041ffffffffffffffffffffffffffffffffffffffffffffffffffff"
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffff060041ff17060041ffffffffff"
+            "ffffffffffffffffffffffff30ffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+            "ffff0041ff0142fa0101011706fa01010117060041ff17060041ff01500041ffff17060041ff0150"
+            "0041fffffffffffffffffffffffffffffff7ffffffffffffffff0142fa0101011706fa0604410801"
+            "0117060041ff17060041ff0142fa0101011706fa01010117060041ff17060041ff01500041ffff17"
+            "060041ff01500041ff01011706044108010117060041ff0702080700290702080717060041ff0101"
+            "170600ff",
             "070008010117060041ff17060041ffffffffffffffffffffffffffffffffffffffffffffffffffff"
             "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
             "ffffff0142fa0101011706fa01ffffffffffffffffffffffffffffffffffffffffffffffffffffff"
@@ -37,6 +46,14 @@ REGRESSIONS = {
     # other-information length in a long form (83 000003) the short form would do: both
     # codecs read it as BER allows, and write the minimal form back
     "gbcs": ["df090200000000000003e80880db1234567890a0087eb38731800000100083000003e8080000"],
+    # a Read Attributes response in GBZ with a character string that is not UTF-8:
+    # zigpy gives it back as U+FFFD, and writes a character count as its length
+    "gbz": ["010902000700002208000106030018000503004201ffffffffffff1c000303001801020300232400"
+            "00000107020025082401130b080001060300180005030041ffffff100b0000ff41ffff0ac723e067"
+            "3521e60e"],
+    # an ACCESS response with a long-form count (81 00): read as A-XDR allows, written
+    # back in the short form by both codecs
+    "xdlms": ["da200003e900008100010200"],
     # gpTranslationTableClear (v12+), whose parameter list bellows gives as a tuple: the
     # virtual NCP's decoder raised AttributeError on it; getChildData on v6, whose reply
     # the NCP built as v7's struct (KeyError); a request longer than an ASH DATA field,

@@ -123,3 +123,27 @@ def test_zcl_invalid_string_is_the_one_excused_disagreement():
     valid = head + bytes.fromhex("0500004102abcd")
     assert not targets._zigpy_string_rule_explains(0x0702, valid, (False, None))
     targets.LAYERS["zcl"].run(b"\x07\x02" + valid)
+
+
+def test_gbz_host_rebuild_is_held_only_where_zigpy_serialises_back():
+    """Fuzzing found it: zigpy's CharacterString writes the count of characters as the
+    length (and gives undecodable octets back as U+FFFD), so the host's GBZ of a Read
+    Attributes response with a non-ASCII string does not rebuild; the GBZ target holds the
+    host's rebuild only where zigpy serialises every command back to its bytes."""
+    from emulator.codec import gbz as H
+    from firmware.zcl import frame as Z
+    from firmware.gbcs import gbz as F
+
+    def payload(text):
+        frame = Z.encode_header(0x08, 5, Z.READ_ATTRIBUTES_RESPONSE) + \
+            Z.encode_read_attributes_response([(0x0300, 0, 0x42, text)])
+        return b"\x01\x09\x01\x01\x07\x02" + len(frame).to_bytes(2, "big") + frame
+
+    ascii_, accented = payload(b"m3"), payload("é".encode())
+    assert F.decode(accented).encode() == accented
+    assert H.encode(H.decode(ascii_)) == ascii_
+    assert H.encode(H.decode(accented)) != accented
+    assert targets._zigpy_serialises_back(H.decode(ascii_), ascii_)
+    assert not targets._zigpy_serialises_back(H.decode(accented), accented)
+    for data in (ascii_, accented):
+        targets.LAYERS["gbz"].run(data)
