@@ -701,8 +701,18 @@ def _read_back_fields(document, signer):
 
 
 def _reads_back(text):
-    return (isinstance(text, str) and text == text.strip() and "\r" not in text
-            and not _NOT_XML_CHARACTER.search(text))
+    if not isinstance(text, str):
+        return False
+    known = _READS_BACK.get(text)
+    if known is None:
+        known = (text == text.strip() and "\r" not in text
+                 and not _NOT_XML_CHARACTER.search(text))
+        if len(text) <= 64 and len(_READS_BACK) < 4096:    # codes, SRVs, date-times
+            _READS_BACK[text] = known
+    return known
+
+
+_READS_BACK = {}
 
 
 def _params_read_back(params):
