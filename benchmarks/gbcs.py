@@ -167,7 +167,10 @@ class GbcsPath:
         self.lab = lab
         self.supplier = SUPPLIER_EUIS["A"]
         self.org = lab.pki.organisations[self.supplier]
-        self.device = lab.pki.devices[ESME_EUI]
+        # the device's public keys as bytes, as the DCC's routing table and the head-end
+        # hold them (a Credential's public_xy serialises the key again on every use)
+        device = lab.pki.devices[ESME_EUI]
+        self.device_ds, self.device_ka = device["ds"].public_xy, device["ka"].public_xy
         self.esme = ESME_EUI
         self.acb_ka = lab.pki.organisations[ACB_EUI]["ka"].private_key
         self.head_end = lab.headends["A"]      # one counter per originator, as the ESME keeps
@@ -180,20 +183,19 @@ class GbcsPath:
         counter = self.head_end.next_counter()
         builder = USE_CASE_BUILDERS[use_case]
         ctx = BuildContext(counter, self.supplier, self.esme, lab.now, crypto,
-                           self.org["ka"].private_key, self.device["ka"].public_xy)
+                           self.org["ka"].private_key, self.device_ka)
         message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, self.supplier,
                                        self.esme, builder.message_code, builder.build({}, ctx))
         if builder.critical:
             security.sign(crypto, self.org["ds"].private_key, message)
-        security.protect_mac(crypto, crypto.ecdh(self.acb_ka, self.device["ka"].public_xy),
-                             message)
+        security.protect_mac(crypto, crypto.ecdh(self.acb_ka, self.device_ka), message)
         answers = lab._hub_receive(message.encode())
         answer = envelope.parse(answers[0])
         if builder.critical:
-            ok = security.verify_signature(crypto, self.device["ds"].public_xy, answer)
+            ok = security.verify_signature(crypto, self.device_ds, answer)
         else:
             ok = security.verify_mac(crypto, crypto.ecdh(self.org["ka"].private_key,
-                                                         self.device["ka"].public_xy), answer)
+                                                         self.device_ka), answer)
         fields = builder.read_response(answer.payload, ctx)
         if not ok or not fields.get("ok"):
             raise RuntimeError("%s through the GBCS path failed: %s" % (use_case, fields))
