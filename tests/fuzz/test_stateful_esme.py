@@ -394,8 +394,15 @@ class EsmeMachine(RuleBasedStateMachine):
         expected = now if start <= now <= end else target
         raw, fields, _ = self._run("ECS70", {"validity_start": start, "validity_end": end})
         assert fields["ok"] and fields["clock"] == expected == self.esme.clock()
+        if expected != now:
+            # the half hour in progress carries its energy to the new time (esme.py
+            # "Clock"), and a clock set back reuses times already stamped: the model
+            # no longer knows what supply state those HH entries were recorded in
+            unclear = expected - expected % HH + HH
+            if expected < now:
+                unclear = max(unclear, now)
+            self.ambiguous_until = max(unclear, self.ambiguous_until or 0)
         if expected < now:
-            self.ambiguous_until = max(self.ambiguous_until or now, now)
             self.off_periods = []
             if self.off_since is not None:
                 self.off_since = expected

@@ -63,7 +63,7 @@ UTRN_RECORD = 20                    # the GSME's UTRN record size (gsme.py defau
 CALORIFIC_KJ_M3 = 39500
 CORRECTION_PPM = 1022640
 UNIT_PRICE = 6000                   # 1/1000 p per kWh
-PROFILE = {"clock": {"start": START}, "gas": {"hh_depth": 48 * 45,   # longer than a run
+PROFILE = {"clock": {"start": START}, "gas": {"hh_depth": 48 * 800,  # longer than any run
                                               "calorific_value_kj_m3": CALORIFIC_KJ_M3,
                                               "correction_ppm": CORRECTION_PPM},
            "prepayment": {"mode": "prepayment", "initial_pence": OPENING_PENCE,
