@@ -680,16 +680,17 @@ def _read_back_fields(document, signer):
     if isinstance(document, DuisRequest):
         fields = (document.request_id, document.command_variant, document.service_reference,
                   document.service_reference_variant, document.body_name)
-        if not (all(_reads_back(f) for f in fields[2:]) and isinstance(document.body, dict)
-                and _params_read_back(document.body)):
+        if not (_reads_back(fields[2]) and _reads_back(fields[3]) and _reads_back(fields[4])
+                and isinstance(document.body, dict) and _params_read_back(document.body)):
             return None
         return fields + (_copy_params(document.body),)
     if (document.kind != RESPONSE_MESSAGE or document.alert_code is not None
             or document.dcc_alert_code is not None or document.dcc_alert is not None
             or (document.gbcs_payload is not None and document.pre_command is not None)
-            or not all(_reads_back(f) for f in (
-                document.response_code, document.response_date_time,
-                document.service_reference, document.service_reference_variant))
+            or not (_reads_back(document.response_code)
+                    and _reads_back(document.response_date_time)
+                    and _reads_back(document.service_reference)
+                    and _reads_back(document.service_reference_variant))
             or (document.pre_command is not None and not _reads_back(document.gbcs_version))):
         return None
     return (document.response_code, document.response_date_time), {
