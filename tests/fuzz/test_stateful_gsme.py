@@ -9,9 +9,9 @@ sleeps; valve commands (GCS32 close, GCS39 arm) and top-ups (CS01b) wait in the 
 queue until the GSME wakes and polls (`gpf.wake_exchange`: the GB-HRGP GET /
 GET-RESPONSE / PUT conversation over the tunnel). Rules also replay commands and UTRNs,
 set the clock (GCS28, judged at the wake), send stale counters, flipped bytes and
-commands for another meter, overfill the queue, send the sleeping GSME a frame it cannot
-hear, open an armed valve at the meter, and restart the GSME (battery
-change) or the hub (GPF) from their saved state.
+commands for another meter, overfill the queue, send a command mid-wake, send the
+sleeping GSME a frame it cannot hear, open an armed valve at the meter, and restart the
+GSME (battery change) or the hub (GPF) from their saved state.
 
 Invariants, after every step:
 - the GSME's gas register (CurrentSummationDelivered) never decreases and is the sum of
