@@ -59,6 +59,9 @@ T_RX_ACK_MAX = 3.2
 ACK_TIMEOUTS = 4
 TX_K = 1
 MAX_DATA_LEN = 128          # EZSP frames never exceed this on ASH (UG101 §2.1)
+MAX_ERRORS = 32             # decode errors kept for inspection
+# the longest frame on the line: control, data, CRC, every byte escaped
+MAX_STUFFED = 2 * (1 + MAX_DATA_LEN + 2)
 
 
 class AshError(Exception):
@@ -205,7 +208,7 @@ class AshNcp:
         self._discarding = False
         self.connected = False          # RSTACK sent; DATA accepted from then on
         self.failed = False             # ERROR sent; only RST brings it back
-        self.errors: list[AshError] = []   # decode errors seen, newest last
+        self.errors: list[AshError] = []   # the last MAX_ERRORS decode errors, newest last
         self.resets = 0                 # RSTs answered (the NCP rebooted each time)
         self._reset_state()
 
@@ -242,6 +245,11 @@ class AshNcp:
                 continue                           # flow control: not used on a pty
             else:
                 self._buf.append(b)
+                if len(self._buf) > MAX_STUFFED:   # no flag in sight: noise, not a frame
+                    self._fault(AshError(len(self._buf), "frame longer than %d bytes"
+                                         % MAX_STUFFED))
+                    self._discarding = True
+                    self._buf.clear()
         self._pump(now)
         return delivered
 
@@ -249,9 +257,9 @@ class AshNcp:
         try:
             frame = decode(unstuff(raw))
         except AshError as exc:
-            self.errors.append(exc)
-            if raw and raw[0] & 0x80 == 0:         # a damaged DATA frame is rejected
-                self._reject()
+            self._fault(exc)
+            if raw and raw[0] & 0x80 == 0 and self.connected and not self.failed:
+                self._reject()                     # a damaged DATA frame is NAKed
             return
         kind = frame.kind
         if kind == "RST":
@@ -269,6 +277,10 @@ class AshNcp:
             self._retransmit(now)
         elif kind == "DATA":
             self._data(frame, delivered)
+
+    def _fault(self, exc: AshError) -> None:
+        self.errors.append(exc)
+        del self.errors[:-MAX_ERRORS]              # a line of noise must not fill memory
 
     def _data(self, frame: Frame, delivered: list) -> None:
         if frame.frm_num == self._rx_seq:

@@ -450,6 +450,9 @@ class HubSeServer:
             self._default_response(packet, hdr, Status.UNSUP_GENERAL_COMMAND)
 
     def _configure_reporting(self, packet, hdr, cluster, command, nwk):
+        if not command.config_records:           # ZCL r7 2.5.7.1: one or more records
+            self._default_response(packet, hdr, Status.MALFORMED_COMMAND)
+            return
         records = []
         for config in command.config_records:
             if config.direction != foundation.ReportingDirection.SendReports:
