@@ -51,7 +51,6 @@ BOOL = st.booleans()
 INDEX = st.integers(0, 0xFFFF)
 FEW_BYTES = st.binary(min_size=1, max_size=4)
 SHORT_BINARY = st.binary(max_size=16)
-MANUFACTURER = st.one_of(st.none(), U16)
 
 
 def pick(draw, choices):
@@ -102,16 +101,43 @@ def values_of(type_, max_bytes=MAX_BYTES, max_items=MAX_ITEMS):
     raise TypeError("no strategy for %r" % (type_,))
 
 
+def _plain_int(type_):
+    """An integer type any bit pattern of its size is a value of (not an enum)."""
+    return issubclass(type_, t.FixedIntType) and not (
+        issubclass(type_, enum.Enum) and not issubclass(type_, enum.Flag))
+
+
+@lru_cache(maxsize=None)
+def _int_block(types):
+    """One draw of bytes for all the plain integer fields of a struct or schema: a
+    draw per field costs hypothesis far more than the bytes do."""
+    size = sum(ty._bits // 8 for ty in types if _plain_int(ty))
+    return st.binary(min_size=size, max_size=size)
+
+
+def _ints_from(block, types):
+    """The plain integer values of `types`, in order, read from `block`."""
+    values = []
+    for ty in types:
+        if _plain_int(ty):
+            value, block = ty.deserialize(block)
+            values.append(value)
+    return iter(values)
+
+
 @lru_cache(maxsize=None)
 def struct_fields(struct, max_bytes=MAX_BYTES, max_items=MAX_ITEMS):
     """{field: value} for a zigpy Struct: optional fields are left out from the first
     one left out onwards (only a tail may be missing); a list whose length another
     field gives has that many items."""
     counts = _count_fields(struct)
+    types = tuple(f.type for f in struct.fields if f.name not in counts)
+    block = _int_block(types)
     count_values = st.integers(0, max_items)
 
     @st.composite
     def fields(draw):
+        ints = _ints_from(draw(block), types)
         out = {}
         for field in struct.fields:
             if field.optional and draw(BOOL):
@@ -122,6 +148,8 @@ def struct_fields(struct, max_bytes=MAX_BYTES, max_items=MAX_ITEMS):
                 n = field.length(_Fields(out))
                 item = values_of(field.type._item_type, max_bytes, max_items)
                 value = field.type([draw(item) for _ in range(n)])
+            elif _plain_int(field.type):
+                value = next(ints)
             else:
                 value = draw(values_of(field.type, max_bytes, max_items))
             out[field.name] = value
@@ -164,8 +192,17 @@ def serialize_fields(struct, fields):
 
 def schema_arguments(schema, max_bytes=MAX_BYTES, max_items=MAX_ITEMS):
     """{name: value} for a bellows parameter dict (name -> type), in its order."""
-    return st.fixed_dictionaries({name: values_of(type_, max_bytes, max_items)
-                                  for name, type_ in schema.items()})
+    types = tuple(schema.values())
+    block = _int_block(types)
+    others = {name: values_of(ty, max_bytes, max_items) for name, ty in schema.items()
+              if not _plain_int(ty)}
+
+    @st.composite
+    def arguments(draw):
+        ints = _ints_from(draw(block), types)
+        return {name: next(ints) if _plain_int(ty) else draw(others[name])
+                for name, ty in schema.items()}
+    return arguments()
 
 
 # -- byte-level mutations (shared by the three layers) ----------------------------------
@@ -234,12 +271,17 @@ def _commands(cluster, direction):
     return cluster.server_commands if direction == C2S else cluster.client_commands
 
 
+HEADER_CHOICES = st.integers(0, (1 << 26) - 1)
+
+
 def zcl_header(draw, command_id, cluster_specific, direction):
     """zigpy's ZCLHeader for the command: any sequence number, manufacturer code or
-    not, default response enabled or not."""
+    not, default response enabled or not (one draw, its bits split)."""
+    bits = draw(HEADER_CHOICES)
+    manufacturer = bits >> 10 if bits & 0x100 else None
     make = foundation.ZCLHeader.cluster if cluster_specific else foundation.ZCLHeader.general
-    hdr = make(draw(BYTE), command_id, manufacturer=draw(MANUFACTURER), direction=direction)
-    if draw(BOOL):
+    hdr = make(bits & 0xFF, command_id, manufacturer=manufacturer, direction=direction)
+    if bits & 0x200:
         hdr.frame_control = hdr.frame_control.replace(disable_default_response=True)
     return hdr
 
