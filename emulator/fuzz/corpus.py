@@ -56,9 +56,10 @@ REGRESSIONS = {
     "xdlms": ["da200003e900008100010200"],
     # gpTranslationTableClear (v12+), whose parameter list bellows gives as a tuple: the
     # virtual NCP's decoder raised AttributeError on it; getChildData on v6, whose reply
-    # the NCP built as v7's struct (KeyError); a request longer than an ASH DATA field,
-    # which the NCP never sees and so cannot answer
-    "ezsp": ["070207010b01", "01ff2fff8c4a08",
+    # the NCP built as v7's struct (KeyError); getTransientKeyTableEntry on v7, answered
+    # with v8's struct (KeyError); a request longer than an ASH DATA field, which the NCP
+    # never sees and so cannot answer
+    "ezsp": ["070207010b01", "01ff2fff8c4a08", "020a00ff006d00",
              "010100ff2e024fdbfffff75500000000003000000000000000000000000000000000000000000000"
              "00000000000000000000000000000000ffffffffffffff0500230000000000000504000117000000"
              "000005040001170000000000000000000000000000000000000000fcfffffff18e8e8ef1f1f10e0e"

@@ -604,9 +604,14 @@ class VirtualNcp:
         return {"status": OK}
 
     def cmd_getTransientKeyTableEntry(self, a):
-        return {"status": NOT_FOUND, "transient_key_data": t.EmberTransientKeyDataV8(
-            eui64=t.EUI64([0] * 8), keyData=t.KeyData([0] * 16), bitmask=0,
-            remainingTimeSeconds=0)}
+        # v7 names the entry keyStruct, an EmberTransientKeyDataV5 (found by EZSP fuzzing:
+        # the v8 reply raised KeyError out of the NCP on v7)
+        schema = self.table.commands["getTransientKeyTableEntry"][2]
+        name = "keyStruct" if "keyStruct" in schema else "transient_key_data"
+        cls = schema[name]
+        blank = {"eui64": t.EUI64([0] * 8), "keyData": t.KeyData([0] * 16)}
+        return {"status": NOT_FOUND, canonical(name): cls(
+            **{f.name: blank.get(f.name, 0) for f in cls.fields})}
 
     def cmd_gpSinkTableClearAll(self, a):
         return {}

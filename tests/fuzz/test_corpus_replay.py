@@ -98,6 +98,22 @@ def test_virtual_ncp_answers_get_child_data_in_its_versions_layout(version):
         assert node == (0x1234 if index == 0 else 0xFFFF)
 
 
+@pytest.mark.parametrize("version", [7, 8, 12])
+def test_virtual_ncp_answers_get_transient_key_table_entry_in_its_versions_layout(version):
+    """Fuzzing found it: EZSP v7 answers getTransientKeyTableEntry with keyStruct, an
+    EmberTransientKeyDataV5; the NCP built v8's reply and raised KeyError."""
+    import bellows.types as t
+    from emulator.ncp.ncp import VirtualNcp
+    ncp = VirtualNcp(bytes(8), None, ezsp_version=version)
+    reply = ncp.table.encode(3, "getTransientKeyTableEntry",
+                             ncp.cmd_getTransientKeyTableEntry({"index": 0}))
+    schema = ncp.table.commands["getTransientKeyTableEntry"][2]
+    head = len(ncp.table.header(3, "getTransientKeyTableEntry", False))
+    values, rest = t.deserialize_dict(reply[head:], schema)
+    entry = values.get("keyStruct") or values.get("transient_key_data")
+    assert rest == b"" and int(values["status"]) != 0 and entry.eui64 == t.EUI64([0] * 8)
+
+
 def test_zcl_invalid_string_is_the_one_excused_disagreement():
     """Fuzzing found it: a 0xFF-length ZCL string is "invalid" (ZCL r7 2.6.2.10, no
     octets) to the firmware and 255 octets to zigpy. The ZCL target excuses a
