@@ -79,7 +79,8 @@ def available():
 
 def run(layer, seconds, corpus_dir=None, crash_dir=None, runs=None, jobs=1,
         imports=()):
-    """Fuzz `layer` for `seconds` (or `runs` inputs) in a subprocess; a CoverageResult.
+    """Fuzz `layer` for `seconds` (0: no time limit, then give `runs`) or until `runs`
+    inputs ran, in `jobs` subprocesses; a CoverageResult.
 
     `corpus_dir` receives the inputs atheris finds (a temporary folder when None; the
     committed seeds are read, never written); `crash_dir` the crash files (default
@@ -114,7 +115,7 @@ def run(layer, seconds, corpus_dir=None, crash_dir=None, runs=None, jobs=1,
         logs, codes = [], []
         for worker in workers:
             try:
-                out, _ = worker.communicate(timeout=seconds + 120)
+                out, _ = worker.communicate(timeout=seconds + 120 if seconds else None)
             except subprocess.TimeoutExpired:
                 worker.kill()
                 out, _ = worker.communicate()
