@@ -26,6 +26,10 @@ SECURITY_HEADER = b"\x11\x00\x00\x00\x00"
 MAC_LENGTH = 12
 SIGNATURE_LENGTH = 64
 
+_DF = bytes((GENERAL_SIGNING_TAG,))
+_MAC_HEADER_START = bytes((MAC_HEADER_TAG,)) + b"\x00" * 6
+_MAC_OVERHEAD = len(SECURITY_HEADER) + MAC_LENGTH
+
 CRA_COMMAND = 1
 CRA_RESPONSE = 2
 CRA_ALERT = 3
@@ -68,6 +72,14 @@ def ber_length(n):
     raise ValueError("GBCS lengths stop at 65535")
 
 
+def _immutable(fields):
+    for field in fields:
+        kind = type(field)
+        if kind is not bytes and kind is not int and field is not None:
+            return False
+    return True
+
+
 def _uint64(buf, offset):
     hi, lo = struct.unpack_from(">II", buf, offset)
     return (hi << 32) | lo
@@ -85,7 +97,8 @@ class GbcsMessage:
     def __init__(self, cra_flag, originator_counter, originator, recipient, message_code,
                  payload, date_time=None, supplementary_remote_party=None,
                  supplementary_remote_counter=None, other_info_tail=b"",
-                 signature=None, signature_field=True, mac=None, mac_protected=False):
+                 signature=None, signature_field=True, mac=None, mac_protected=False,
+                 _signed_part=None):
         self.cra_flag = cra_flag
         self.originator_counter = originator_counter
         self.originator = originator
@@ -102,6 +115,10 @@ class GbcsMessage:
         self.signature_field = signature_field  # False in a pre-command: no length byte
         self.mac = mac
         self.mac_protected = mac_protected
+        # (the fields it was built from, the signed part): what signing, the MAC and
+        # encoding reuse while those fields are unchanged (a parsed message holds the bytes
+        # it came in); a copy made from vars() takes it along and checks it the same way
+        self._signed_part = _signed_part
 
     # -- building ---------------------------------------------------------------
     def other_information(self):
@@ -110,14 +127,30 @@ class GbcsMessage:
             out += self.supplementary_remote_party + _pack_uint64(self.supplementary_remote_counter)
         return out + self.other_info_tail
 
+    def _fields(self):
+        """What the signed part is written from."""
+        return (self.cra_flag, self.originator_counter, self.originator, self.recipient,
+                self.date_time, self.message_code, self.supplementary_remote_party,
+                self.supplementary_remote_counter, self.other_info_tail, self.payload)
+
     def signed_part(self):
-        """The bytes the signature covers: after DF, to the end of the payload."""
+        """The bytes the signature covers: after DF, to the end of the payload. Written
+        once while the fields stay equal (a MAC'd command is signed, MAC'd, encoded and
+        checked on the same bytes)."""
+        fields = self._fields()
+        known = self._signed_part
+        if known is not None and known[0] == fields:
+            return known[1]
         dt = b"\x00" if self.date_time is None else b"\x0c" + self.date_time
         other = self.other_information()
-        return (b"\x09" + bytes((self.cra_flag,)) + _pack_uint64(self.originator_counter)
+        part = (b"\x09" + bytes((self.cra_flag,)) + _pack_uint64(self.originator_counter)
                 + b"\x08" + self.originator + b"\x08" + self.recipient + dt
                 + ber_length(len(other)) + other
                 + ber_length(len(self.payload)) + self.payload)
+        # only immutable fields: equal fields later then mean the same bytes
+        if _immutable(fields):
+            self._signed_part = (fields, part)
+        return part
 
     def signature_bytes(self):
         if not self.signature_field:
@@ -128,7 +161,7 @@ class GbcsMessage:
 
     def body(self):
         """General-signing grouping header, payload and signature: what the MAC covers."""
-        return bytes((GENERAL_SIGNING_TAG,)) + self.signed_part() + self.signature_bytes()
+        return _DF + self.signed_part() + self.signature_bytes()
 
     def encode(self):
         body = self.body()
@@ -136,12 +169,15 @@ class GbcsMessage:
             return body
         if self.mac is None or len(self.mac) != MAC_LENGTH:
             raise ValueError("a MAC'd message needs its 12-byte MAC (see protect())")
-        content = SECURITY_HEADER + body + self.mac
-        return (bytes((MAC_HEADER_TAG,)) + b"\x00" * 6 + ber_length(len(content)) + content)
+        return (_MAC_HEADER_START + ber_length(len(body) + _MAC_OVERHEAD) + SECURITY_HEADER
+                + body + self.mac)
 
 
 def parse(buf):
-    """Parse a GBCS message. Raises GbcsError with the offset of the first fault."""
+    """Parse a GBCS message. Raises GbcsError with the offset of the first fault.
+
+    Every device and hop parses what it receives: the common fields are read inline, each
+    check in the order (and with the error) of the layout above."""
     buf = bytes(buf)
     end = len(buf)
     offset = 0
@@ -149,9 +185,13 @@ def parse(buf):
     if end == 0:
         raise GbcsError(0, "empty message")
     if buf[0] == MAC_HEADER_TAG:
-        if buf[1:7] != b"\x00" * 6:
+        if buf[1:7] != _SIX_ZEROS:
             raise GbcsError(1, "MAC header: expected six zero bytes after DD")
-        length, offset = read_ber_length(buf, 7)
+        if end > 7 and buf[7] < 0x80:
+            length = buf[7]
+            offset = 8
+        else:
+            length, offset = read_ber_length(buf, 7)
         if offset + length != end:
             raise GbcsError(7, "MAC header length %d but %d bytes follow" % (length, end - offset))
         if buf[offset:offset + 5] != SECURITY_HEADER:
@@ -165,6 +205,77 @@ def parse(buf):
     if buf[offset] != GENERAL_SIGNING_TAG:
         raise GbcsError(offset, "expected general-signing tag DF, found %02X" % buf[offset])
     offset += 1
+    if offset + 28 <= end:
+        length, cra_flag, hi, lo, size, originator, size2, recipient = struct.unpack_from(
+            _HEADER, buf, offset)
+        if (length == 9 and size == 8 and size2 == 8
+                and (cra_flag == CRA_COMMAND or cra_flag == CRA_RESPONSE
+                     or cra_flag == CRA_ALERT)):
+            counter = (hi << 32) | lo
+            offset += 28
+        else:
+            cra_flag, counter, originator, recipient, offset = _header(buf, offset, end)
+    else:
+        cra_flag, counter, originator, recipient, offset = _header(buf, offset, end)
+    if offset >= end:
+        _need(buf, offset, 1, end, "date-time")
+    date_time = None
+    if buf[offset] == 0x0C:
+        _need(buf, offset + 1, 12, end, "date-time")
+        date_time = buf[offset + 1:offset + 13]
+        offset += 13
+    elif buf[offset] == 0x00:
+        offset += 1
+    else:
+        raise GbcsError(offset, "date-time length must be 00 or 0C")
+    canonical = True            # every length in its shortest form: encode() gives `buf`
+    at = offset
+    other_len, offset = read_ber_length(buf, offset)
+    if offset - at != _ber_size(other_len):
+        canonical = False
+    if other_len < 2:
+        raise GbcsError(offset, "other-information must hold the message code")
+    if offset + other_len > end:
+        _need(buf, offset, other_len, end, "other-information")
+    other_at = offset
+    offset += other_len
+    payload_len, payload_at = read_ber_length(buf, offset)
+    if payload_at - offset != _ber_size(payload_len):
+        canonical = False
+    if payload_at + payload_len > end:
+        _need(buf, payload_at, payload_len, end, "payload")
+    offset = payload_at + payload_len
+    payload = buf[payload_at:offset]
+    signed_end = offset
+    if offset == end:
+        signature, signature_field = None, False   # pre-command: no signature field at all
+    else:
+        signature, signature_field, offset = _signature(buf, offset, end)
+        if offset != end:
+            raise GbcsError(offset, "%d unexpected bytes after the signature" % (end - offset))
+    message_code = (buf[other_at] << 8) | buf[other_at + 1]
+    if other_len >= 18:
+        party = buf[other_at + 2:other_at + 10]
+        hi, lo = struct.unpack_from(">II", buf, other_at + 10)
+        party_counter = (hi << 32) | lo
+        tail = buf[other_at + 18:other_at + other_len]
+    else:
+        party = party_counter = None
+        tail = buf[other_at + 2:other_at + other_len]
+    message = GbcsMessage(cra_flag, counter, originator, recipient, message_code, payload,
+                          date_time, party, party_counter, tail, signature, signature_field,
+                          buf[end:] if mac_protected else None, mac_protected)
+    if canonical:
+        message._signed_part = (message._fields(), buf[body_start + 1:signed_end])
+    return message
+
+
+_SIX_ZEROS = b"\x00" * 6
+_HEADER = ">BBIIB8sB8s"      # transaction id (9, CRA flag, counter), originator, recipient
+
+
+def _header(buf, offset, end):
+    """Transaction id, originator and recipient, each checked in turn (the first fault)."""
     _need(buf, offset, 10, end, "transaction id")
     if buf[offset] != 9:
         raise GbcsError(offset, "transaction id length must be 9")
@@ -175,35 +286,18 @@ def parse(buf):
     offset += 10
     originator, offset = _eui(buf, offset, end, "originator")
     recipient, offset = _eui(buf, offset, end, "recipient")
-    _need(buf, offset, 1, end, "date-time")
-    date_time = None
-    if buf[offset] == 0x0C:
-        _need(buf, offset + 1, 12, end, "date-time")
-        date_time = buf[offset + 1:offset + 13]
-        offset += 13
-    elif buf[offset] == 0x00:
-        offset += 1
-    else:
-        raise GbcsError(offset, "date-time length must be 00 or 0C")
-    other_len, offset = read_ber_length(buf, offset)
-    if other_len < 2:
-        raise GbcsError(offset, "other-information must hold the message code")
-    _need(buf, offset, other_len, end, "other-information")
-    other = buf[offset:offset + other_len]
-    offset += other_len
-    payload_len, payload_at = read_ber_length(buf, offset)
-    _need(buf, payload_at, payload_len, end, "payload")
-    payload = buf[payload_at:payload_at + payload_len]
-    offset = payload_at + payload_len
-    signature, signature_field, offset = _signature(buf, offset, end)
-    if offset != end:
-        raise GbcsError(offset, "%d unexpected bytes after the signature" % (end - offset))
-    message = GbcsMessage(
-        cra_flag, counter, originator, recipient, struct.unpack_from(">H", other, 0)[0],
-        payload, date_time, signature=signature, signature_field=signature_field,
-        mac=buf[end:] if mac_protected else None, mac_protected=mac_protected)
-    _other_information(message, other, offset_of=body_start)
-    return message
+    return cra_flag, counter, originator, recipient, offset
+
+
+def _ber_size(n):
+    """Bytes of the shortest BER length of `n` (0: none, past what ber_length writes)."""
+    if n < 0x80:
+        return 1
+    if n < 0x100:
+        return 2
+    if n < 0x10000:
+        return 3
+    return 0
 
 
 def _need(buf, offset, count, end, what):
@@ -228,12 +322,3 @@ def _signature(buf, offset, end):
         raise GbcsError(offset, "signature length must be 00 or 40, found %02X" % length)
     _need(buf, offset + 1, SIGNATURE_LENGTH, end, "signature")
     return buf[offset + 1:offset + 65], True, offset + 65
-
-
-def _other_information(message, other, offset_of):
-    if len(other) >= 18:
-        message.supplementary_remote_party = other[2:10]
-        message.supplementary_remote_counter = _uint64(other, 10)
-        message.other_info_tail = other[18:]
-    else:
-        message.other_info_tail = other[2:]

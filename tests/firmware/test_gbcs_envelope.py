@@ -89,3 +89,30 @@ def test_unsigned_command_without_mac_builds_and_parses():
     assert not parsed.signature_field and parsed.signature is None
     assert parsed.originator_counter == 0x0123456789
     assert parsed.encode() == encoded
+
+
+def test_a_changed_field_is_written_anew():
+    # the signed part a parsed (or built) message keeps is used only while its fields
+    # are unchanged
+    message = envelope.parse(EXAMPLE)
+    kept = message.signed_part()
+    message.payload = message.payload[:-1] + b"\x06"
+    assert message.signed_part() != kept and message.signed_part().endswith(b"\x06")
+    message.payload = bytearray(message.payload)      # mutable: never kept
+    before = message.signed_part()
+    message.payload[-1] = 0x07
+    assert message.signed_part() != before and message.signed_part().endswith(b"\x07")
+    message.originator_counter = 2
+    assert envelope.parse(message.encode()).originator_counter == 2
+
+
+def test_a_long_form_length_is_read_and_written_short():
+    # DF ... other-information length 02 written 81 02: the message reads the same and
+    # its signed part (what the signature and MAC cover) is the shortest encoding
+    plain = envelope.GbcsMessage(envelope.CRA_COMMAND, 5, b"\x01" * 8, b"\x02" * 8, 0x0027,
+                                 b"\xd9\x20", signature_field=False).encode()
+    at = plain.index(b"\x02\x00\x27")
+    long_form = plain[:at] + b"\x81" + plain[at:]
+    message = envelope.parse(long_form)
+    assert message.message_code == 0x0027 and message.payload == b"\xd9\x20"
+    assert message.encode() == plain
