@@ -203,7 +203,17 @@ class DccEvent:
         self.user = user
         self.srv = srv
         self.request_id = request_id
-        self.detail = detail
+        self._detail = detail
+
+    @property
+    def detail(self):
+        """What happened, bytes shown as hex (written when first looked at: every request
+        records its command and answer, few are ever read)."""
+        detail = self._detail
+        for name, value in detail.items():
+            if isinstance(value, bytes):
+                detail[name] = value.hex()
+        return detail
 
     def __repr__(self):
         return "DccEvent(%s, %s, %s, %s)" % (self.kind, self.srv, self.request_id, self.detail)
@@ -441,7 +451,7 @@ class Dcc:
         security.protect_mac(self.crypto, self.crypto.ecdh(self.acb.ka_private,
                                                            record.ka_public), message)
         data = message.encode()
-        self._event("sent", request, hub=record.hub.hex(), gbcs=data.hex())
+        self._event("sent", request, hub=record.hub, gbcs=data)
         try:
             out = await self._link(record.hub)(data)
         except _Refusal:
@@ -459,7 +469,7 @@ class Dcc:
         problem = self._verify_response(answer, message, record)
         if problem:
             raise _Refusal("response_unverified", problem)
-        self._event("answered", request, gbcs=raw.hex())
+        self._event("answered", request, gbcs=raw)
         if srv.variant == CHANGE_OF_SUPPLIER_SRV:
             self._change_of_supplier(request, record, answer)
         return self._response(request, duis.I0_SUCCESS, gbcs_payload=raw)

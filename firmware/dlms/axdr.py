@@ -85,10 +85,13 @@ for _tag in _INTS:
     _INTS[_tag] = _spec + (">B" + _spec[0][1],)
 del _tag, _spec
 # The same indexed by tag byte: a list index is cheaper than dict.get on the hot path.
+# (format, size, how to read it inline: 1 one unsigned byte, 2 two big-endian unsigned
+# bytes, 0 unpack_from)
 _FIXED_BY_TAG = [None] * 256
 for _tag in _FIXED:
-    _FIXED_BY_TAG[_tag] = _FIXED[_tag]
-del _tag
+    _fmt = _FIXED[_tag][0]
+    _FIXED_BY_TAG[_tag] = _FIXED[_tag] + ({">B": 1, ">H": 2}.get(_fmt, 0),)
+del _tag, _fmt
 
 # Fixed-length octet types (Blue Book 4.1.6.1): tag -> byte length.
 _OCTETS = {DATE_TIME: 12, DATE: 5, TIME: 4}
@@ -559,8 +562,58 @@ def _dec_list(buf, pos, end, depth):
     depth += 1
     # The row fast paths pay for their set-up only on long arrays (profile buffers);
     # GBCS payloads are full of short lists of structures that would only thrash them.
-    long_array = count >= _FAST_PATH_MIN_ROWS
-    if long_array and depth < MAX_DEPTH and pos < end and buf[pos] == STRUCTURE:
+    if count >= _FAST_PATH_MIN_ROWS:
+        return _dec_long_list(buf, pos, end, depth, count)
+    items = []
+    append = items.append
+    # Inline fast paths for nested lists, short octet-strings, null-data and fixed-size
+    # values (one-byte and two-byte unsigned ones without a struct call); anything else,
+    # and every error, via _decode.
+    for _ in range(count):
+        if pos < end:
+            tag = buf[pos]
+            if tag == STRUCTURE or tag == ARRAY:
+                if depth < MAX_DEPTH:
+                    value, pos = _dec_list(buf, pos + 1, end, depth)
+                    append((tag, value))
+                    continue
+            elif tag == OCTET_STRING:
+                if pos + 1 < end:
+                    size = buf[pos + 1]
+                    nxt = pos + 2 + size
+                    if size < 0x80 and nxt <= end:
+                        append((OCTET_STRING, buf[pos + 2:nxt] if type(buf) is bytes
+                                else bytes(buf[pos + 2:nxt])))
+                        pos = nxt
+                        continue
+            elif tag == NULL_DATA:
+                append(_NULL)
+                pos += 1
+                continue
+            else:
+                fixed = _FIXED_BY_TAG[tag]
+                if fixed is not None:
+                    nxt = pos + 1 + fixed[1]
+                    if nxt <= end:
+                        kind = fixed[2]
+                        if kind == 1:
+                            append((tag, buf[pos + 1]))
+                        elif kind == 2:
+                            append((tag, (buf[pos + 1] << 8) | buf[pos + 2]))
+                        else:
+                            append((tag, unpack_from(fixed[0], buf, pos + 1)[0]))
+                        pos = nxt
+                        continue
+        value, pos = _decode(buf, pos, end, depth)
+        append(value)
+    return items, pos
+
+
+_NULL = (NULL_DATA, None)
+
+
+def _dec_long_list(buf, pos, end, depth, count):
+    if depth < MAX_DEPTH and pos < end and buf[pos] == STRUCTURE:
         rows = _uniform_rows(buf, pos, end, count)
         if rows is not None:
             return rows
@@ -568,7 +621,7 @@ def _dec_list(buf, pos, end, depth):
     append = items.append
     fixed_types = _FIXED_BY_TAG
     row = None  # layout of the first structure element, tried on the following ones
-    tried = not long_array
+    tried = False
     # Inline fast paths for fixed-size values, short octet-strings and nested
     # structures (a profile buffer); anything else, and every error, via _decode.
     for _ in range(count):

@@ -75,6 +75,8 @@ class AnchorCell:
 class TrustAnchors:
     def __init__(self):
         self._cells = {}        # (role, cell) -> AnchorCell
+        self._found = {}        # EUI -> what find() gave, until a cell changes
+
 
     def set(self, role, cell, eui, ds_public=None, ka_public=None, ds_key_id=None,
             ka_key_id=None):
@@ -92,6 +94,7 @@ class TrustAnchors:
             if public is not None:
                 target.keys[usage] = AnchorKey(eui, public, key_id)
         self._cells[(role, cell)] = target
+        self._found = {}
         return target
 
     def set_key(self, role, cell, usage, eui, public, key_id=None):
@@ -107,17 +110,25 @@ class TrustAnchors:
 
     def remove(self, role, cell=CELL_MANAGEMENT):
         self._cells.pop((role, cell), None)
+        self._found = {}
 
     def find(self, eui):
-        """Every cell holding a key owned by `eui`, management cells first."""
+        """Every cell holding a key owned by `eui`, management cells first (each command
+        asks about its originator several times: the answer is kept until a cell changes,
+        for a few parties)."""
         eui = bytes(eui)
-        found = []
-        for key in sorted(self._cells):
-            cell = self._cells[key]
-            if cell.holds(eui):
-                found.append(cell)
-        found.sort(key=lambda c: (c.cell, c.role))   # MicroPython sort is not stable
-        return found
+        found = self._found.get(eui)
+        if found is None:
+            found = []
+            for key in sorted(self._cells):
+                cell = self._cells[key]
+                if cell.holds(eui):
+                    found.append(cell)
+            found.sort(key=_cell_order)     # MicroPython sort is not stable
+            if len(self._found) >= _FOUND_KEPT:
+                self._found = {}
+            self._found[eui] = found
+        return list(found)
 
     def roles_of(self, eui):
         roles = []
@@ -157,6 +168,13 @@ class TrustAnchors:
                                     _unhex(key["public"]),
                                     None if key_id is None else _unhex(key_id))
         return anchors
+
+
+_FOUND_KEPT = 8
+
+
+def _cell_order(cell):
+    return (cell.cell, cell.role)
 
 
 def _check_cell(role, cell):

@@ -27,10 +27,13 @@ ENCRYPTED_FIELD_TAG = 0x31
 
 def derive_key(crypto, shared_secret, originator, mode, originator_counter, recipient):
     """AES-128 key from the static-static ECDH secret (SP800-56A 5.8.1, GBCS 4.3.3.4)."""
-    other_info = (KDF_ALGORITHM_ID + originator + b"\x09" + bytes((mode,))
-                  + struct.pack(">II", originator_counter >> 32, originator_counter & 0xFFFFFFFF)
-                  + recipient)
-    return crypto.sha256(b"\x00\x00\x00\x01" + shared_secret + other_info)[:16]
+    return crypto.sha256(b"".join((
+        _KDF_ROUND_ONE, shared_secret, KDF_ALGORITHM_ID, originator, bytes((9, mode)),
+        struct.pack(">II", originator_counter >> 32, originator_counter & 0xFFFFFFFF),
+        recipient)))[:16]
+
+
+_KDF_ROUND_ONE = b"\x00\x00\x00\x01"     # the single-step KDF's counter: one hash
 
 
 def mac_iv(originator):
@@ -84,6 +87,10 @@ def _equal(a, b):
     """Constant-time comparison: the MAC check must not leak how many bytes matched."""
     if len(a) != len(b):
         return False
+    if len(a) == MAC_LENGTH:                # three words, whatever they hold
+        a0, a1, a2 = struct.unpack(">III", bytes(a))
+        b0, b1, b2 = struct.unpack(">III", bytes(b))
+        return ((a0 ^ b0) | (a1 ^ b1) | (a2 ^ b2)) == 0
     diff = 0
     for i in range(len(a)):
         diff |= a[i] ^ b[i]
