@@ -79,9 +79,18 @@ class _ProtectedRead(UseCase):
     def build(self, params, ctx):
         element = DP.object_list_element(self.target_class, self.target_name, self.attribute,
                                          0, self.restriction(params))
-        request = DP.get_request([element], ctx.counter, ctx.requester, ctx.target)
+        request = DP.get_request([self._encoded(element)], ctx.counter, ctx.requester,
+                                 ctx.target)
         spec = A.RequestSpec.action(G.CLASS_DATA_PROTECTION, self.protection, 1)
         return _request(ctx, [spec], [request])
+
+    def _encoded(self, element):
+        """The object-list element as A-XDR already written (axdr.RAW): the same element
+        as last time (every ECS17b asks for the same registers) is not encoded again."""
+        last = self.__dict__.get("_last_element")
+        if last is None or last[0] != element:
+            last = self._last_element = (element, (axdr.RAW, axdr.encode(element)))
+        return last[1]
 
     def read_response(self, payload, ctx):
         response = _decode_response(payload)
@@ -206,6 +215,14 @@ class _ClockSet(UseCase):
                 (axdr.INTEGER, 0), NULL, NULL]
         return _request(ctx, specs, data)
 
+    def _encoded(self, element):
+        """The object-list element as A-XDR already written (axdr.RAW): the same element
+        as last time (every ECS17b asks for the same registers) is not encoded again."""
+        last = self.__dict__.get("_last_element")
+        if last is None or last[0] != element:
+            last = self._last_element = (element, (axdr.RAW, axdr.encode(element)))
+        return last[1]
+
     def read_response(self, payload, ctx):
         response = _decode_response(payload)
         out = _base(response)
@@ -260,6 +277,14 @@ class ECS45(UseCase):
     def build(self, params, ctx):
         spec = A.RequestSpec.get(G.CLASS_DISCONNECT, DISCONNECT_CONTROL, 3)
         return _request(ctx, [spec], [NULL])
+
+    def _encoded(self, element):
+        """The object-list element as A-XDR already written (axdr.RAW): the same element
+        as last time (every ECS17b asks for the same registers) is not encoded again."""
+        last = self.__dict__.get("_last_element")
+        if last is None or last[0] != element:
+            last = self._last_element = (element, (axdr.RAW, axdr.encode(element)))
+        return last[1]
 
     def read_response(self, payload, ctx):
         response = _decode_response(payload)

@@ -281,11 +281,95 @@ def decode(buf):
 
 
 def decode_request(buf):
+    request = _plain_request(buf)
+    if request is not None:
+        return request
     return _decoding(_read_request, buf)
 
 
 def decode_response(buf):
+    response = _plain_response(buf)
+    if response is not None:
+        return response
     return _decoding(_read_response, buf)
+
+
+# The shape of every GBCS ACCESS payload (no date-time, no echoed specifications, short
+# lists, gets, sets and actions without selective access) read in one pass over the bytes;
+# None for anything else or anything wrong, which the reader below then reads (and
+# reports) field by field. Both give the same objects.
+
+def _plain_request(buf):
+    end = len(buf)
+    if type(buf) is not bytes or end < 8 or buf[0] != ACCESS_REQUEST or buf[5] != 0:
+        return None
+    count = buf[6]
+    pos = 7
+    if count >= 0x80 or pos + count * _MIN_SPEC > end:
+        return None
+    specs = []
+    for _ in range(count):
+        kind = buf[pos]
+        index = buf[pos + 9]
+        if index > 127:
+            index -= 256
+        descriptor = (buf[pos + 1] << 8) | buf[pos + 2], buf[pos + 3:pos + 9], index
+        if kind == ACTION:
+            specs.append(RequestSpec(ACTION, MethodDescriptor(*descriptor)))
+        elif kind == GET or kind == SET:
+            specs.append(RequestSpec(kind, AttributeDescriptor(*descriptor)))
+        else:
+            return None
+        pos += _MIN_SPEC
+    data, encodings, pos = _plain_data(buf, pos, end)
+    if data is None or pos != end:
+        return None
+    return AccessRequest(((buf[1] << 24) | (buf[2] << 16) | (buf[3] << 8) | buf[4]), b"",
+                         specs, data, encodings)
+
+
+def _plain_response(buf):
+    end = len(buf)
+    if (type(buf) is not bytes or end < 9 or buf[0] != ACCESS_RESPONSE or buf[5] != 0
+            or buf[6] != 0):
+        return None
+    data, encodings, pos = _plain_data(buf, 7, end)
+    if data is None or pos >= end:
+        return None
+    count = buf[pos]
+    pos += 1
+    if count >= 0x80 or pos + 2 * count != end:
+        return None
+    results = []
+    for _ in range(count):
+        kind = buf[pos]
+        if kind != GET and kind != SET and kind != ACTION:
+            return None
+        results.append(ResponseSpec(kind, buf[pos + 1]))
+        pos += 2
+    return AccessResponse(((buf[1] << 24) | (buf[2] << 16) | (buf[3] << 8) | buf[4]), b"",
+                          data, results, None, encodings)
+
+
+def _plain_data(buf, pos, end):
+    """(values, their bytes, next offset) of a short list of data, or (None, None, pos)."""
+    if pos >= end or buf[pos] >= 0x80 or buf[pos] > end - pos - 1:
+        return None, None, pos
+    count = buf[pos]
+    pos += 1
+    values = []
+    encodings = []
+    for _ in range(count):
+        if pos >= end:
+            return None, None, pos
+        try:
+            value, nxt = axdr.decode(buf, pos)
+        except (axdr.AxdrError, IndexError, ValueError, TypeError):
+            return None, None, pos
+        values.append(value)
+        encodings.append(buf[pos:nxt])
+        pos = nxt
+    return values, encodings, pos
 
 
 def _decoding(reader, buf):

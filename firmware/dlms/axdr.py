@@ -309,6 +309,9 @@ def _enc_list(out, payload, depth):
                 out.append(tag)
                 _enc_list(out, value, depth)
                 continue
+            elif tag == NULL_DATA and value is None:
+                out.append(NULL_DATA)
+                continue
         _encode(out, item, depth)
 
 
