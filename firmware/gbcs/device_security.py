@@ -586,7 +586,18 @@ def _critical_for(message_code, use_case):
 
 
 def _hex(data):
-    return binascii.hexlify(bytes(data)).decode()
+    """EUI-64 as hex text (the same few parties on every message: kept, a few of them)."""
+    data = bytes(data)
+    text = _HEX.get(data)
+    if text is None:
+        if len(_HEX) >= _HEX_KEPT:
+            _HEX.clear()
+        text = _HEX[data] = binascii.hexlify(data).decode()
+    return text
+
+
+_HEX = {}
+_HEX_KEPT = 16
 
 
 def _unhex(text):
