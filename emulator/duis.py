@@ -222,6 +222,12 @@ def _c14n_leaf(out, name, text):
     out.append("<sr:%s>%s</sr:%s>" % (name, _c14n_text(text) if text else "", name))
 
 
+def _base64_leaf(out, name, data):
+    """`_c14n_leaf` of `base64_text(data)`: base64 has nothing canonical XML escapes."""
+    out.append("<sr:%s>%s</sr:%s>" % (name, base64_text(data), name) if data
+               else "<sr:%s></sr:%s>" % (name, name))
+
+
 def _c14n_params(out, params):
     """Canonical form of what `_add_params` builds."""
     for name, value in params.items():
@@ -496,15 +502,15 @@ class DuisResponse:
             _c14n_leaf(out, "ServiceReference", self.service_reference or "")
             _c14n_leaf(out, "ServiceReferenceVariant", self.service_reference_variant or "")
             if self.gbcs_payload is not None:
-                _c14n_leaf(out, "GBCSPayload", base64_text(self.gbcs_payload))
+                _base64_leaf(out, "GBCSPayload", self.gbcs_payload)
             elif self.pre_command is not None:
                 out.append("<sr:PreCommand>")
                 _c14n_leaf(out, "GBCSVersion", self.gbcs_version)
-                _c14n_leaf(out, "GBCSPayload", base64_text(self.pre_command))
+                _base64_leaf(out, "GBCSPayload", self.pre_command)
                 out.append("</sr:PreCommand>")
         elif self.kind == DEVICE_ALERT:
             _c14n_leaf(out, "AlertCode", "%04X" % self.alert_code)
-            _c14n_leaf(out, "GBCSPayload", base64_text(self.gbcs_payload or b""))
+            _base64_leaf(out, "GBCSPayload", self.gbcs_payload or b"")
         else:
             _c14n_leaf(out, "DCCAlertCode", self.dcc_alert_code)
             out.append("<sr:DCCAlert>")
@@ -581,6 +587,7 @@ class XmlSigner:
         skeleton.find(_qd("SignatureValue")).text = _MARK
         self._signed_info = _canonical_text(signed_info).split(_MARK)
         self._signature = _canonical_text(skeleton).split(_MARK)
+        self._signature_bytes = [part.encode("utf-8") for part in self._signature]
 
     def sign(self, root, pretty=False) -> bytes:
         """The document with its enveloped signature, serialised. Compact documents are
@@ -620,10 +627,10 @@ class XmlSigner:
         signed_info = digest.join(self._signed_info).encode("utf-8")
         value_bytes = _CRYPTO.ecdsa_sign(self.private_key, signed_info)
         value = base64_text(value_bytes)
-        before, between, after = self._signature
-        close = document.rindex("</")
-        xml = (_DECLARATION + document[:close] + before + digest + between + value + after
-               + document[close:]).encode("utf-8")
+        before, between, after = self._signature_bytes
+        close = body.rindex(b"</")        # UTF-8 keeps ASCII where it was: the same cut
+        xml = b"".join((_DECLARATION_BYTES, body[:close], before, digest.encode("ascii"),
+                        between, value.encode("ascii"), after, body[close:]))
         return xml, digest, value, (body, signed_info, digest_bytes, value_bytes)
 
 
