@@ -590,8 +590,10 @@ def _zigpy_string_rule_explains(cluster_id, frame_bytes, theirs):
 def _text(type_id, value):
     """A character string as zigpy gives it: text, undecodable bytes replaced."""
     from firmware.zcl import types as T
-    if type_id == T.CHARACTER_STRING and value is not None:
-        return bytes(value).decode("utf-8", "replace")
+    if type_id == T.CHARACTER_STRING:
+        # ZCL r7 2.6.2.10's invalid string (length 0xFF): the firmware reads None, zigpy's
+        # CharacterString an empty str marked `invalid`; the same reading
+        return "" if value is None else bytes(value).decode("utf-8", "replace")
     return value
 
 
