@@ -74,6 +74,9 @@ class Simulation:
         return True
 
 
+T_RSTACK_MAX = 3.2      # seconds a host waits for RSTACK before resetting again (UG101)
+
+
 class SimHost:
     """A minimal EZSP host on one NCP: ASH acks, one command at a time."""
 
@@ -168,11 +171,20 @@ class SimHost:
             raise AssertionError(f"{name} answered by {reply_name}: {values}")
         return values
 
-    def start(self) -> None:
-        """RST -> RSTACK, then the version handshake as bellows does it."""
-        self.write(b"\x1a" * 32 + bash.AshProtocol._stuff_bytes(bash.RstFrame().to_bytes())
-                   + b"\x7e")
-        self.sim.step()
+    def start(self, attempts: int = 3) -> None:
+        """RST -> RSTACK, then the version handshake as bellows does it.
+
+        The RST is sent again when no RSTACK comes within UG101's T_RSTACK_MAX, as bellows
+        does: after a Substitute byte the NCP ignores everything up to the next flag
+        (UG101 §2.3), and that flag is the one closing the first RST."""
+        before = len(self.ash_frames)
+        for _ in range(attempts):
+            self.write(b"\x1a" * 32 + bash.AshProtocol._stuff_bytes(
+                bash.RstFrame().to_bytes()) + b"\x7e")
+            if self.sim.run_until(lambda: any(isinstance(f, bash.RStackFrame)
+                                              for f in self.ash_frames[before:]),
+                                  T_RSTACK_MAX):
+                break
         self.tx_seq = self.rx_seq = 0
         self.command("version", legacy=True, desired_protocol_version=4)
         self.command("version", desired_protocol_version=self.ncp.version)
