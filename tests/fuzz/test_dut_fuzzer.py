@@ -149,7 +149,7 @@ def micropython_dut():
 @pytest.mark.micropython
 @pytest.mark.parametrize("layer", ("hdlc",) + APDU_LAYERS + ("gbcs",))
 def test_the_shipped_core_survives_on_micropython(micropython_dut, layer):
-    result = DutFuzzer(micropython_dut, layer, timeout=1.0).run(MICROPYTHON_CASES)
+    result = DutFuzzer(micropython_dut, layer, timeout=5.0).run(MICROPYTHON_CASES)
     assert result.findings == [] and result.stopped is None
     assert result.cases == MICROPYTHON_CASES and result.recoveries == 0
 
@@ -178,7 +178,7 @@ def test_smets_emu_serve_over_tcp_survives(tmp_path):
         match = server.wait_ready()
         spec = "tcp:%s:%s/wrapper" % (match.group(1), match.group(2))
         for layer in ("wrapper", "xdlms", "acse"):
-            result = fuzz(spec, layer, 60, timeout=2.0)
+            result = fuzz(spec, layer, 60, timeout=5.0)
             assert result.findings == [], (layer, result.findings)
             assert result.cases == 60
         assert server.alive()
