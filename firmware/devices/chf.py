@@ -60,7 +60,7 @@ from firmware.dlms import axdr
 from firmware.dlms import cosem_datetime as cdt
 from firmware.dlms import results as R
 from firmware.gbcs import codes
-from firmware.gbcs.device_security import GbcsRefusal
+from firmware.gbcs.device_security import GbcsRefusal, eui_text
 from firmware.gbcs.envelope import CRA_ALERT, CRA_COMMAND, CRA_RESPONSE, parse
 from firmware.han import tunnel as T
 
@@ -113,11 +113,11 @@ class CommsHub:
     # -- the device log ----------------------------------------------------------------
     def add_device(self, eui, device_type, install_code=b"", extra=0):
         """What CCS01's register_device does (also for a lab that commissions directly)."""
-        self.device_log[_hex(eui)] = {"type": device_type, "install_code": _hex(install_code),
+        self.device_log[eui_text(eui)] = {"type": device_type, "install_code": eui_text(install_code),
                                       "extra": extra}
 
     def remove_device(self, eui):
-        key = _hex(eui)
+        key = eui_text(eui)
         if key not in self.device_log:
             return False
         del self.device_log[key]
@@ -133,7 +133,7 @@ class CommsHub:
         return True
 
     def knows(self, eui):
-        return _hex(eui) in self.device_log
+        return eui_text(eui) in self.device_log
 
     # -- WAN -----------------------------------------------------------------------------
     def receive_wan(self, data, now):
@@ -152,7 +152,7 @@ class CommsHub:
         if self.gpf is not None and target in self._gpf_euis():
             self._remember(target, message, now)
             return self._from_gpf(self._call(self.gpf.receive_gbcs, bytes(data), now), now)
-        if _hex(target) in self.device_log:
+        if eui_text(target) in self.device_log:
             self._remember(target, message, now)
             self._send(target, T.put(data))
             return []
@@ -178,7 +178,7 @@ class CommsHub:
                 if oldest is None or entry < oldest:
                     oldest = entry
             del self.outstanding[oldest[1]]
-        self.outstanding[(_hex(device), _hex(message.originator),
+        self.outstanding[(eui_text(device), eui_text(message.originator),
                           message.originator_counter)] = now
 
     def _expire(self, now):
@@ -189,7 +189,7 @@ class CommsHub:
     # -- HAN -----------------------------------------------------------------------------
     def receive_han(self, eui, frame, now):
         eui = bytes(eui)
-        key = _hex(eui)
+        key = eui_text(eui)
         if key not in self.device_log:
             return self._drop("HAN frame from a device not in the log")
         to_gpf = self.gpf is not None and eui == getattr(self.gpf, "gsme_eui", None)
@@ -231,13 +231,13 @@ class CommsHub:
         if origin not in allowed:
             return self._drop("answer not from its sender")
         if message.cra_flag == CRA_RESPONSE:
-            key = (_hex(origin), _hex(message.recipient), message.originator_counter)
+            key = (eui_text(origin), eui_text(message.recipient), message.originator_counter)
             if key not in self.outstanding:
                 return self._drop("answer to nothing outstanding")
             del self.outstanding[key]
             return [bytes(payload)]
         if message.cra_flag == CRA_ALERT:
-            seen = [_hex(origin), message.originator_counter]
+            seen = [eui_text(origin), message.originator_counter]
             if seen in self.recent_alerts:
                 return self._drop("repeated alert")
             self.recent_alerts.append(seen)
@@ -357,7 +357,7 @@ class CommsHub:
         alerts = []
         for seen in self.recent_alerts:
             alerts.append([seen[0], seen[1]])
-        return {"eui": _hex(self.eui), "device_log": log, "joining": self.joining,
+        return {"eui": eui_text(self.eui), "device_log": log, "joining": self.joining,
                 "join_timeout": self.join_timeout, "outstanding": outstanding,
                 "recent_alerts": alerts}
 
@@ -437,17 +437,3 @@ def _register_data(value):
         return False
     return len(items) < 4 or items[3][0] == axdr.ENUM
 
-
-def _hex(data):
-    """EUI-64 as hex text (the same few parties on every message: kept, a few of them)."""
-    data = bytes(data)
-    text = _HEX.get(data)
-    if text is None:
-        if len(_HEX) >= _HEX_KEPT:
-            _HEX.clear()
-        text = _HEX[data] = binascii.hexlify(data).decode()
-    return text
-
-
-_HEX = {}
-_HEX_KEPT = 16

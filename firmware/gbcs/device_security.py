@@ -114,7 +114,7 @@ class DeviceSecurity:
         except Exception as exc:         # never let a bad input escape as anything else
             raise GbcsRefusal("%s: %s" % (MALFORMED, exc), codes.ALERT_INTEGRITY_CHECK_FAILED)
         if message.message_code not in codes.TOP_UP_CODES:
-            self.counters[_hex(message.originator)] = message.originator_counter
+            self.counters[eui_text(message.originator)] = message.originator_counter
         return party
 
     def _mapped(self, refusal):
@@ -180,7 +180,7 @@ class DeviceSecurity:
 
     def last_counter(self, originator):
         """The last counter accepted from `originator` (-1 when none yet)."""
-        return self.counters.get(_hex(originator), -1)
+        return self.counters.get(eui_text(originator), -1)
 
     # -- responses and alerts -----------------------------------------------------------
     def respond(self, command, payload, date_time):
@@ -306,13 +306,13 @@ class DeviceSecurity:
         if when is None:
             return credentials.encode_response(self._apply_credentials(command))
         pending = self.pending_credentials
-        if pending is not None and pending["originator"] != _hex(message.originator):
+        if pending is not None and pending["originator"] != eui_text(message.originator):
             raise GbcsRefusal(PENDING_OF_ANOTHER, codes.ALERT_SOURCE_NOT_AUTHORISED)
         if when == credentials.CANCEL_EXECUTION_DATE_TIME:
             self.pending_credentials = None
         else:
-            self.pending_credentials = {"payload": _hex(message.payload),
-                                        "originator": _hex(message.originator),
+            self.pending_credentials = {"payload": binascii.hexlify(bytes(message.payload)).decode(),
+                                        "originator": eui_text(message.originator),
                                         "code": message.message_code,
                                         "counter": message.originator_counter,
                                         "execute_at": when}
@@ -447,7 +447,7 @@ class DeviceSecurity:
 
     def specialist_floor(self, originator, usage=credentials.SEQ_NUMBER_USAGE_PREPAYMENT_TOP_UP):
         """The floor a CS02b set for a party's specialist counter (UTRN top-ups), or None."""
-        floors = self.specialist_floors.get(_hex(originator))
+        floors = self.specialist_floors.get(eui_text(originator))
         return None if floors is None else floors.get(str(usage))
 
     # -- persistence ---------------------------------------------------------------------
@@ -455,7 +455,7 @@ class DeviceSecurity:
         counters = {}
         for eui_hex in self.counters:
             counters[eui_hex] = self.counters[eui_hex]
-        return {"eui": _hex(self.own_eui), "counters": counters,
+        return {"eui": eui_text(self.own_eui), "counters": counters,
                 "alert_counter": self.alert_counter, "anchors": self.anchors.state(),
                 "specialist_floors": self.specialist_floors,
                 "pending_credentials": self.pending_credentials}
@@ -528,7 +528,7 @@ def _apply_floor(anchors, before, counters, specialist, change):
     cell = anchors.get(change.role)
     if cell is None or cell.eui is None or cell.eui == _NO_EUI:
         return
-    key = _hex(cell.eui)
+    key = eui_text(cell.eui)
     previous = before.get(change.role)
     same_party = previous is not None and previous.eui == cell.eui
     floor = change.floor
@@ -585,7 +585,7 @@ def _critical_for(message_code, use_case):
     return entry[1]
 
 
-def _hex(data):
+def eui_text(data):
     """EUI-64 as hex text (the same few parties on every message: kept, a few of them)."""
     data = bytes(data)
     text = _HEX.get(data)
