@@ -43,8 +43,8 @@ from firmware.dlms import access as A
 from firmware.dlms import axdr
 from firmware.dlms.apdu import decode_apdu
 from firmware.gbcs import codes, envelope, security, utrn
-from firmware.gbcs.anchors import TrustAnchors
 from tests.fuzz.budget import stateful_settings
+from tests.fuzz.parties import supplier_and_acb_anchors
 
 SUPPLIER = bytes.fromhex("90B3D51F30010000")
 ACB = bytes.fromhex("90B3D51F30000002")
@@ -110,15 +110,7 @@ DEVICE = PKI.device(ESME_EUI)
 
 
 def _anchors():
-    anchors = TrustAnchors()
-    supplier, acb = ORG[SUPPLIER], ORG[ACB]
-    anchors.set(codes.ROLE_SUPPLIER, codes.CELL_MANAGEMENT, SUPPLIER,
-                ds_public=supplier["ds"].public_xy, ka_public=supplier["ka"].public_xy)
-    anchors.set(codes.ROLE_SUPPLIER, codes.CELL_PREPAYMENT, SUPPLIER,
-                ka_public=supplier["pp-ka"].public_xy)
-    anchors.set(codes.ROLE_ACB, codes.CELL_MANAGEMENT, ACB, ds_public=acb["ds"].public_xy,
-                ka_public=acb["ka"].public_xy)
-    return anchors
+    return supplier_and_acb_anchors(ORG, SUPPLIER, ACB)
 
 
 CREDENTIALS = gbcs_credentials(PKI, ESME_EUI, _anchors())

@@ -42,13 +42,13 @@ from emulator.usecases import USE_CASE_BUILDERS, BuildContext
 from firmware.devices import gpf as F
 from firmware.devices import gsme as G
 from firmware.gbcs import codes, envelope, gbz, security, utrn
-from firmware.gbcs.anchors import TrustAnchors
 from firmware.gbcs.device_security import DeviceSecurity
 from firmware.han import tunnel
 from firmware.sim.clock import SteppedClock
 from firmware.zcl import frame as Z
 from firmware.zcl import se
 from tests.fuzz.budget import stateful_settings
+from tests.fuzz.parties import supplier_and_acb_anchors
 
 SUPPLIER = bytes.fromhex("90B3D51F30010000")
 ACB = bytes.fromhex("90B3D51F30000002")
@@ -91,14 +91,7 @@ DEVICE = PKI.device(GSME_EUI)
 
 
 def _security():
-    anchors = TrustAnchors()
-    supplier, acb = ORG[SUPPLIER], ORG[ACB]
-    anchors.set(codes.ROLE_SUPPLIER, codes.CELL_MANAGEMENT, SUPPLIER,
-                ds_public=supplier["ds"].public_xy, ka_public=supplier["ka"].public_xy)
-    anchors.set(codes.ROLE_SUPPLIER, codes.CELL_PREPAYMENT, SUPPLIER,
-                ka_public=supplier["pp-ka"].public_xy)
-    anchors.set(codes.ROLE_ACB, codes.CELL_MANAGEMENT, ACB, ds_public=acb["ds"].public_xy,
-                ka_public=acb["ka"].public_xy)
+    anchors = supplier_and_acb_anchors(ORG, SUPPLIER, ACB)
     return DeviceSecurity(GSME_EUI, DEVICE["ds"].private_key, DEVICE["ka"].private_key,
                           CRYPTO, anchors)
 
