@@ -90,6 +90,7 @@ _NETWORK_ROLES = {codes.ESME: ("ED",), codes.GSME: ("GT",), codes.GPF: ("GT",),
                   codes.CHF: ("ED", "GT")}
 TOP_UP_SRV = "2.2"
 MAX_PRE_COMMANDS = 1024           # outstanding transforms kept; the oldest go first
+EVENTS_KEPT = 4096                # the audit trail a long-running lab keeps; the oldest go
 CHANGE_OF_SUPPLIER_SRV = "6.23"
 
 
@@ -612,6 +613,8 @@ class Dcc:
             user, srv, request_id = (request.request_id.originator,
                                      request.service_reference_variant, request.request_id)
         self.events.append(DccEvent(kind, self.clock(), user, srv, request_id, **detail))
+        if len(self.events) > 2 * EVENTS_KEPT:     # trimmed in batches: O(1) per event
+            del self.events[:-EVENTS_KEPT]
 
 
 def _certificates(smki_users):
