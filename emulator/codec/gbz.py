@@ -290,6 +290,27 @@ def payload(components, alert_code: int | None = None, time_stamp: int = 0) -> C
                      future_dated=None, components=components)
 
 
+def plain_fields(value: Container) -> dict:
+    """A decoded message as plain values, to compare one reading with another: the count,
+    the alert (code, time stamp), the future-dated alert's fields, and per component its
+    cluster, from-date-time, whether it is encrypted and its ZCL header (frame control,
+    manufacturer, tsn, command id). Each caller adds the payload in its own terms."""
+    out = {"count": value.count, "alert": None, "future_dated": None, "components": []}
+    if value.alert is not None:
+        out["alert"] = (value.alert.alert_code, value.alert.time_stamp)
+    if value.future_dated is not None:
+        d = value.future_dated
+        out["future_dated"] = (d.message_code, d.originator_counter, d.cluster_id,
+                               d.frame_control, d.command_id)
+    for c in value.components or []:
+        header = c.body.content.header
+        out["components"].append({
+            "cluster": c.cluster_id, "from": c.body.from_date_time, "encrypted": is_encrypted(c),
+            "header": (header.frame_control.serialize()[0], header.manufacturer, header.tsn,
+                       header.command_id)})
+    return out
+
+
 def is_encrypted(component: Container) -> bool:
     return bool(component.control & CONTROL_ENCRYPTED)
 

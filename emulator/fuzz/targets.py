@@ -387,21 +387,10 @@ def _host_gbz_reading(value, data):
     not UTF-8 comes back with replacement characters), its command compared by
     `_zcl_agree`."""
     from emulator.codec import gbz as H
-    out = {"count": value.count, "alert": None, "future_dated": None, "components": []}
-    if value.alert is not None:
-        out["alert"] = (value.alert.alert_code, value.alert.time_stamp)
-    if value.future_dated is not None:
-        d = value.future_dated
-        out["future_dated"] = (d.message_code, d.originator_counter, d.cluster_id,
-                               d.frame_control, d.command_id)
-    for c in value.components or []:
+    out = H.plain_fields(value)
+    for c, entry in zip(value.components or [], out["components"]):
         content = c.body.content
-        header = content.header
-        entry = {"cluster": c.cluster_id, "from": c.body.from_date_time,
-                 "encrypted": H.is_encrypted(c),
-                 "header": (header.frame_control.serialize()[0], header.manufacturer,
-                            header.tsn, header.command_id)}
-        if H.is_encrypted(c):
+        if entry["encrypted"]:
             entry["additional"] = bytes((content.additional_header_control,
                                          content.frame_counter))
             entry["payload"] = H.ENCRYPTED_FIELD_HEADER + content.field.sealed
@@ -409,8 +398,7 @@ def _host_gbz_reading(value, data):
             start = c.offset + 5 + (4 if c.body.from_date_time is not None else 0)
             length = int.from_bytes(data[c.offset + 3:c.offset + 5], "big")
             frame = data[start:c.offset + 5 + length]
-            entry["payload"] = frame[len(header.serialize()):]
-        out["components"].append(entry)
+            entry["payload"] = frame[len(content.header.serialize()):]
     return out
 
 

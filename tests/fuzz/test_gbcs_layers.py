@@ -201,21 +201,10 @@ def _host_gbz(data):
     except host_gbz.GbzCodecError as error:
         _layer_error(error, data, "gbz")
         return None, None
-    view = {"count": value.count, "alert": None, "future_dated": None, "components": []}
-    if value.alert is not None:
-        view["alert"] = (value.alert.alert_code, value.alert.time_stamp)
-    if value.future_dated is not None:
-        d = value.future_dated
-        view["future_dated"] = (d.message_code, d.originator_counter, d.cluster_id,
-                                d.frame_control, d.command_id)
-    for c in value.components or []:
+    view = host_gbz.plain_fields(value)
+    for c, entry in zip(value.components or [], view["components"]):
         content = c.body.content
-        header = content.header
-        entry = {"cluster": c.cluster_id, "from": c.body.from_date_time,
-                 "encrypted": host_gbz.is_encrypted(c),
-                 "header": (header.frame_control.serialize()[0], header.manufacturer,
-                            header.tsn, header.command_id)}
-        if host_gbz.is_encrypted(c):
+        if entry["encrypted"]:
             entry["payload"] = (bytes((content.additional_header_control,
                                        content.frame_counter)),
                                 host_gbz.ENCRYPTED_FIELD_HEADER + content.field.sealed)
@@ -223,7 +212,6 @@ def _host_gbz(data):
             command = content.command
             entry["payload"] = (bytes(command) if isinstance(command, (bytes, bytearray))
                                 else command.serialize())
-        view["components"].append(entry)
     return view, value
 
 
