@@ -35,7 +35,7 @@ from emulator import smki
 from emulator.crypto import HostCrypto
 from emulator.profiles import load_profile
 from emulator.runtime import gbcs_credentials
-from emulator.usecases import USE_CASE_BUILDERS, BuildContext
+from emulator.usecases import USE_CASE_BUILDERS
 from firmware.board.meter import DEFAULT_SAVE_PERIOD, MeterCore
 from firmware.cosem.disconnect import CONNECTED, DISCONNECTED, READY_FOR_RECONNECTION
 from firmware.crypto.board import PrivateKey
@@ -44,7 +44,7 @@ from firmware.dlms import axdr
 from firmware.dlms.apdu import decode_apdu
 from firmware.gbcs import codes, envelope, security, utrn
 from tests.fuzz.budget import stateful_settings
-from tests.fuzz.parties import supplier_and_acb_anchors
+from tests.fuzz.parties import InstalledDevice
 
 SUPPLIER = bytes.fromhex("90B3D51F30010000")
 ACB = bytes.fromhex("90B3D51F30000002")
@@ -104,13 +104,12 @@ class BoardKeysOnHostCrypto(HostCrypto):
 
 CRYPTO = BoardKeysOnHostCrypto()
 PKI = smki.TestSmki(seed=61)
-ORG = {SUPPLIER: PKI.organisation(SUPPLIER, smki.ROLE_SUPPLIER, "SUPPLIER A"),
-       ACB: PKI.organisation(ACB, smki.ROLE_ACB, "DCC")}
-DEVICE = PKI.device(ESME_EUI)
+INSTALLED = InstalledDevice(CRYPTO, PKI, ESME_EUI, SUPPLIER, ACB)
+ORG, DEVICE = INSTALLED.org, INSTALLED.device
 
 
 def _anchors():
-    return supplier_and_acb_anchors(ORG, SUPPLIER, ACB)
+    return INSTALLED.anchors()
 
 
 CREDENTIALS = gbcs_credentials(PKI, ESME_EUI, _anchors())
@@ -131,28 +130,7 @@ START = PROFILE["clock"]["start"]
 
 # -- the supplier and the DCC ----------------------------------------------------------------
 
-def _context(counter, now):
-    return BuildContext(counter, SUPPLIER, ESME_EUI, now, CRYPTO, ORG[SUPPLIER]["ka"].private_key,
-                        DEVICE["ka"].public_xy)
-
-
-def command(use_case, params, counter, now, recipient=ESME_EUI):
-    """A command as the DCC sends it: the supplier's payload, signed by the supplier when
-    the use case is critical, MAC'd by the DCC as ACB."""
-    uc = USE_CASE_BUILDERS[use_case]
-    message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, SUPPLIER, recipient,
-                                   uc.message_code, uc.build(params, _context(counter, now)))
-    if uc.critical:
-        security.sign(CRYPTO, ORG[SUPPLIER]["ds"].private_key, message)
-    shared = CRYPTO.ecdh(ORG[ACB]["ka"].private_key, DEVICE["ka"].public_xy)
-    return security.protect_mac(CRYPTO, shared, message).encode()
-
-
-def mint(counter_hi, pence, target=ESME_EUI):
-    """A UTRN from the supplier's prepayment key for `target` (another meter's UTRN
-    does not authenticate at this one)."""
-    shared = CRYPTO.ecdh(ORG[SUPPLIER]["pp-ka"].private_key, DEVICE["ka"].public_xy)
-    return utrn.mint(CRYPTO, shared, SUPPLIER, target, counter_hi << 32, utrn.CLASS_PENCE, pence)
+_context, command, mint = INSTALLED.context, INSTALLED.command, INSTALLED.mint
 
 
 def verified(raw):

@@ -38,7 +38,7 @@ from hypothesis.stateful import (Bundle, RuleBasedStateMachine, invariant, multi
 
 from emulator import smki
 from emulator.crypto import HostCrypto
-from emulator.usecases import USE_CASE_BUILDERS, BuildContext
+from emulator.usecases import USE_CASE_BUILDERS
 from firmware.devices import gpf as F
 from firmware.devices import gsme as G
 from firmware.gbcs import codes, envelope, gbz, security, utrn
@@ -48,7 +48,7 @@ from firmware.sim.clock import SteppedClock
 from firmware.zcl import frame as Z
 from firmware.zcl import se
 from tests.fuzz.budget import stateful_settings
-from tests.fuzz.parties import supplier_and_acb_anchors
+from tests.fuzz.parties import InstalledDevice
 
 SUPPLIER = bytes.fromhex("90B3D51F30010000")
 ACB = bytes.fromhex("90B3D51F30000002")
@@ -85,13 +85,12 @@ VALVE_OF_STATUS = {status: valve for valve, status in G.VALVE_SUPPLY_STATUS.item
 
 CRYPTO = HostCrypto()
 PKI = smki.TestSmki(seed=67)
-ORG = {SUPPLIER: PKI.organisation(SUPPLIER, smki.ROLE_SUPPLIER, "SUPPLIER A"),
-       ACB: PKI.organisation(ACB, smki.ROLE_ACB, "DCC")}
-DEVICE = PKI.device(GSME_EUI)
+INSTALLED = InstalledDevice(CRYPTO, PKI, GSME_EUI, SUPPLIER, ACB)
+ORG, DEVICE = INSTALLED.org, INSTALLED.device
 
 
 def _security():
-    anchors = supplier_and_acb_anchors(ORG, SUPPLIER, ACB)
+    anchors = INSTALLED.anchors()
     return DeviceSecurity(GSME_EUI, DEVICE["ds"].private_key, DEVICE["ka"].private_key,
                           CRYPTO, anchors)
 
@@ -104,26 +103,7 @@ def gas_price(dm3):
 
 # -- the supplier and the DCC ----------------------------------------------------------------
 
-def _context(counter, now):
-    return BuildContext(counter, SUPPLIER, GSME_EUI, now, CRYPTO,
-                        ORG[SUPPLIER]["ka"].private_key, DEVICE["ka"].public_xy)
-
-
-def command(use_case, params, counter, now, recipient=GSME_EUI):
-    uc = USE_CASE_BUILDERS[use_case]
-    message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, SUPPLIER, recipient,
-                                   uc.message_code, uc.build(params, _context(counter, now)))
-    if uc.critical:
-        security.sign(CRYPTO, ORG[SUPPLIER]["ds"].private_key, message)
-    shared = CRYPTO.ecdh(ORG[ACB]["ka"].private_key, DEVICE["ka"].public_xy)
-    return security.protect_mac(CRYPTO, shared, message).encode()
-
-
-def mint(counter_hi, pence, target=GSME_EUI):
-    """A UTRN from the supplier's prepayment key for `target` (another meter's UTRN does
-    not authenticate at this one)."""
-    shared = CRYPTO.ecdh(ORG[SUPPLIER]["pp-ka"].private_key, DEVICE["ka"].public_xy)
-    return utrn.mint(CRYPTO, shared, SUPPLIER, target, counter_hi << 32, utrn.CLASS_PENCE, pence)
+_context, command, mint = INSTALLED.context, INSTALLED.command, INSTALLED.mint
 
 
 def verified(raw):
