@@ -79,9 +79,8 @@ class _ProtectedRead(UseCase):
     def build(self, params, ctx):
         element = DP.object_list_element(self.target_class, self.target_name, self.attribute,
                                          0, self.restriction(params))
-        request = (axdr.STRUCTURE, [(axdr.ARRAY, [self._encoded(element)]),
-                                    _protection_parameters(ctx.counter, ctx.requester,
-                                                           ctx.target)])
+        parameters = DP.encoded_protection_parameters(ctx.counter, ctx.requester, ctx.target)
+        request = (axdr.STRUCTURE, [(axdr.ARRAY, [self._encoded(element)]), parameters])
         spec = A.RequestSpec.action(G.CLASS_DATA_PROTECTION, self.protection, 1)
         return _request(ctx, [spec], [request])
 
@@ -120,27 +119,6 @@ class _ProtectedRead(UseCase):
 
     def fields(self, value):
         return {"value": value}
-
-
-def _protection_parameters(counter, originator, recipient):
-    """`DP.protection_parameters` as A-XDR (axdr.RAW): the encoding of the parameters
-    with the transaction id and both EUI-64s written in (their lengths never change)."""
-    if len(originator) != 8 or len(recipient) != 8:
-        return DP.protection_parameters(counter, originator, recipient)
-    if not _PARAMETERS:
-        encoded = axdr.encode(DP.protection_parameters(0, _MARK_ORIGINATOR, _MARK_RECIPIENT))
-        head, rest = encoded.split(DP.transaction_id(0), 1)
-        middle, rest = rest.split(_MARK_ORIGINATOR, 1)
-        between, tail = rest.split(_MARK_RECIPIENT, 1)
-        _PARAMETERS.extend((head, middle, between, tail))
-    head, middle, between, tail = _PARAMETERS
-    return (axdr.RAW, b"".join((head, DP.transaction_id(counter), middle, bytes(originator),
-                                between, bytes(recipient), tail)))
-
-
-_PARAMETERS = []
-_MARK_ORIGINATOR = b"\xaa" * 8
-_MARK_RECIPIENT = b"\xbb" * 8
 
 
 def _date_restriction(params):

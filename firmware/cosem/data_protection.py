@@ -100,6 +100,33 @@ def protection_parameters(counter, originator, recipient):
     return (axdr.ARRAY, [(axdr.STRUCTURE, [(axdr.ENUM, AUTHENTICATED_ENCRYPTION), options])])
 
 
+def encoded_protection_parameters(counter, originator, recipient):
+    """`protection_parameters` already written as A-XDR (axdr.RAW). Only the transaction
+    id and the two EUI-64s change from one element to the next, and their lengths never
+    do: the encoding is laid out once and the three fields copied in (every encrypted
+    read answers with one). Other lengths: the value, for the encoder to check."""
+    if len(originator) != 8 or len(recipient) != 8:
+        return protection_parameters(counter, originator, recipient)
+    if not _PARAMETERS_LAYOUT:
+        _PARAMETERS_LAYOUT.extend(_parameters_layout())
+    head, middle, between, tail = _PARAMETERS_LAYOUT
+    return (axdr.RAW, b"".join((head, transaction_id(counter), middle, bytes(originator),
+                                between, bytes(recipient), tail)))
+
+
+_PARAMETERS_LAYOUT = []
+
+
+def _parameters_layout():
+    """The bytes around the three fields, cut from an element written with markers."""
+    mark_originator, mark_recipient = b"\xaa" * 8, b"\xbb" * 8
+    encoded = axdr.encode(protection_parameters(0, mark_originator, mark_recipient))
+    head, rest = encoded.split(transaction_id(0), 1)
+    middle, rest = rest.split(mark_originator, 1)
+    between, tail = rest.split(mark_recipient, 1)
+    return head, middle, between, tail
+
+
 def restriction_none():
     return (axdr.STRUCTURE, [(axdr.ENUM, RESTRICTION_NONE), (axdr.NULL_DATA, None)])
 
@@ -211,7 +238,8 @@ class DataProtection(CosemObject):
         plaintext = axdr.encode((axdr.STRUCTURE, values))
         protected = encrypt_field(self.crypto, key, self.own_eui, plaintext)
         self.buffer = protected
-        answer = protection_parameters(params.counter, self.own_eui, params.originator)
+        answer = encoded_protection_parameters(params.counter, self.own_eui,
+                                               params.originator)
         return (axdr.STRUCTURE, [answer, (axdr.OCTET_STRING, protected)])
 
     def _read(self, element, ctx):

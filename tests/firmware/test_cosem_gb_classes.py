@@ -295,8 +295,14 @@ def _protection(target, key=KEY, listed=True):
     return dp, keys
 
 
+def _received(response):
+    """The method's result as a client decodes it (the device may hand part of it over
+    already encoded, axdr.RAW)."""
+    return axdr.decode_all(axdr.encode(response))
+
+
 def _open(response):
-    params, field = DP.parse_response(response)
+    params, field = DP.parse_response(_received(response))
     return params, axdr.decode_all(DP.decrypt_field(CRYPTO, KEY, DEVICE, field))
 
 
@@ -304,7 +310,7 @@ def test_get_protected_attributes_encrypts_the_values_read():
     target = Recorder()
     dp, keys = _protection(target)
     element = DP.object_list_element(7, TARGET_NAME, 2)
-    response = dp.action(1, DP.get_request([element], 0x3E8, SUPPLIER, DEVICE), CTX)
+    response = _received(dp.action(1, DP.get_request([element], 0x3E8, SUPPLIER, DEVICE), CTX))
     params, plain = _open(response)
     assert keys == [(SUPPLIER, DEVICE, 0x3E8)]
     assert (params.originator, params.recipient, params.counter) == (DEVICE, SUPPLIER, 0x3E8)
@@ -313,6 +319,17 @@ def test_get_protected_attributes_encrypts_the_values_read():
     assert dp.get(2, CTX) == response[1][1]
     # the answer's protection parameters are the request's with the parties swapped
     assert response[1][0] == DP.protection_parameters(0x3E8, DEVICE, SUPPLIER)
+
+
+def test_encoded_protection_parameters_are_the_encoding_of_the_element():
+    for counter, originator, recipient in ((0, DEVICE, SUPPLIER), (0x3E8, SUPPLIER, DEVICE),
+                                           ((1 << 64) - 1, b"\xff" * 8, bytes(8))):
+        raw = DP.encoded_protection_parameters(counter, originator, recipient)
+        assert raw[0] == axdr.RAW
+        assert raw[1] == axdr.encode(DP.protection_parameters(counter, originator, recipient))
+    # a system title of another length is not laid out: the value goes to the encoder
+    odd = DP.encoded_protection_parameters(1, b"\x01" * 7, SUPPLIER)
+    assert odd == DP.protection_parameters(1, b"\x01" * 7, SUPPLIER)
 
 
 def test_restrictions_become_selective_access_and_data_index_picks_an_element():
