@@ -1,6 +1,6 @@
 """The Gas Proxy Function on the comms hub: the GSME's always-awake stand-in.
 
-    gpf = GasProxyFunction(gsme_eui, security, queue_limit=8)
+    gpf = GasProxyFunction(gsme_eui, security, queue_limit=8, max_offers=3)
     out = gpf.receive_gbcs(data, now)        # from the CHF: answers to send upstream now
     frames = gpf.receive_tunnel(data, now)   # from the GSME over the HAN: frames back
     ack = gpf.receive_mirror(report, now)    # the GSME's readings (Gsme.mirror_report)
@@ -13,13 +13,21 @@ docs/GBCS_INTERFACES.md 6. The GSME sleeps; the GPF
   GSME sleeps;
 - queues every other command for the GSME (valve GCS32/GCS39, top-up CS01b, clock
   GCS28, and whatever else the GSME will answer) and hands them over in arrival order,
-  one per GET-RESPONSE with the count still queued, when the GSME wakes and polls;
+  one per GET-RESPONSE with the count still queued behind it, when the GSME wakes and
+  polls (GBCS 10.3.4 GSME command retrieval);
+- keeps a handed-over command at the head of the queue until the GSME's PUT answering
+  it arrives (a response whose recipient is the command's originator and whose
+  counter is the command's originator counter): a GET that comes first means the
+  GET-RESPONSE or the PUT was lost on the HAN, and the same command is offered again.
+  After `max_offers` offers (default 3) without an answer, the next GET drops it, raises
+  `undelivered_alert` to its originator and hands over the next command;
 - forwards the GSME's PUTs (its responses and alerts) upstream.
 Commands are checked by GBCS security (recipient, role, counter, signature, MAC) before
 they are answered or queued, so a forged or replayed command never takes a queue slot;
 the GSME checks them again when they reach it. The queue is bounded: a command that
 finds it full is refused with no state change and raises alert `ALERT_QUEUE_FULL` to its
-originator.
+originator. The bound counts the commands waiting, not the one handed over and awaiting
+its answer (so a command arriving mid-wake finds the room the hand-over made).
 
 Whose keys. Answers carry the GSME's EUI as originator (DOMAIN.md, RTDS "RELIABLE_GPF"
 responses) and are protected as the GSME's: encrypted reads with KDF mode 4 between the
@@ -34,35 +42,51 @@ mirror update (`receive_mirror` returns the GPF's, `Gsme.mirror_ack` adopts it).
 
 Unconfirmed, configurable: the queue bound (default 8) and ALERT_QUEUE_FULL (0x8F84,
 the hub's "failure to deliver remote party message" alert; GBCS's code for a full GPF
-queue could not be confirmed from a public source).
+queue could not be confirmed from a public source). A command dropped after `max_offers`
+unanswered offers raises ALERT_UNDELIVERED, the same 0x8F84: it is exactly a remote
+party's message the GPF failed to deliver, and the same reasoned choice as for a full
+queue. The number of offers is the emulator's (GBCS leaves retries to the device).
+Alerts the GPF raises on its own while the GSME polls (not as the answer to a WAN
+message) go to `alert_sink(bytes)`, or when that is None to the outbox (`take_upstream`).
 """
 
 import binascii
 
 from firmware.devices import gsme as G
 from firmware.gbcs.device_security import GbcsRefusal
-from firmware.gbcs.envelope import CRA_ALERT, parse
+from firmware.gbcs.envelope import CRA_ALERT, CRA_RESPONSE, parse
 from firmware.han import tunnel
 from firmware.zcl import frame as Z
 
 ALERT_QUEUE_FULL = 0x8F84
+ALERT_UNDELIVERED = 0x8F84          # failure to deliver remote party message
 DEFAULT_QUEUE_LIMIT = 8
+DEFAULT_MAX_OFFERS = 3
 
 
 class GasProxyFunction(G.GbzPort):
     def __init__(self, gsme_eui, security, crypto=None, queue_limit=DEFAULT_QUEUE_LIMIT,
                  mirror_depth=G.DEFAULT_HH_DEPTH, upstream=None,
-                 queue_full_alert=ALERT_QUEUE_FULL):
+                 queue_full_alert=ALERT_QUEUE_FULL, max_offers=DEFAULT_MAX_OFFERS,
+                 undelivered_alert=ALERT_UNDELIVERED, alert_sink=None):
         self.gsme_eui = bytes(gsme_eui)
         if security.own_eui != self.gsme_eui:
             raise ValueError("the GPF answers with the GSME's identity")
+        if not isinstance(queue_limit, int) or queue_limit < 0:
+            raise ValueError("queue_limit is a whole number of commands, 0 or more")
+        if not isinstance(max_offers, int) or max_offers < 1:
+            raise ValueError("max_offers is a whole number of offers, 1 or more")
         self.security = security
         self.crypto = crypto if crypto is not None else security.crypto
         self.queue_limit = queue_limit
         self.mirror_depth = mirror_depth
         self.upstream = upstream            # callback(bytes); None: kept for take_upstream
         self.queue_full_alert = queue_full_alert
+        self.max_offers = max_offers
+        self.undelivered_alert = undelivered_alert
+        self.alert_sink = alert_sink        # callback(bytes); None: kept for take_upstream
         self.queue = []                     # GBCS commands for the GSME, oldest first
+        self.offers = 0                     # times queue[0] was handed over unanswered
         self.outbox = []
         self.mirror = None                  # the GSME's last readings (Gsme.mirror_report)
         self.last_contact = None
@@ -89,7 +113,7 @@ class GasProxyFunction(G.GbzPort):
         if message.message_code in G.READS:
             accepted, out = self._accepted(data, now)
             return out if accepted is None else self._answer_gbz(accepted, now)
-        if len(self.queue) >= self.queue_limit:
+        if self.waiting() >= self.queue_limit:
             # refused before any check records a counter: nothing changes
             return self.alert(self.queue_full_alert, self._alert_recipient(message), now)
         accepted, out = self._accepted(data, now)
@@ -97,6 +121,10 @@ class GasProxyFunction(G.GbzPort):
             return out
         self.queue.append(data)
         return []
+
+    def waiting(self):
+        """Commands queued and not yet handed over (what the queue bound counts)."""
+        return len(self.queue) - 1 if self.offers else len(self.queue)
 
     def _execute(self, message, request, component, now):
         if self.mirror is None:
@@ -117,16 +145,49 @@ class GasProxyFunction(G.GbzPort):
         kind, _, payload = got
         self.last_contact = now
         if kind == tunnel.GET:
-            return self._hand_over()
+            return self._hand_over(now)
         if kind == tunnel.PUT:
             self._forward(payload)
         return []
 
-    def _hand_over(self):
+    def _hand_over(self, now):
+        """The GET-RESPONSE to a poll: the head of the queue, offered again while it is
+        unanswered, dropped (with its alert) once it has been offered `max_offers` times."""
+        if self.queue and self.offers >= self.max_offers:
+            self._give_up(now)
         if not self.queue:
             return [tunnel.get_response(0, b"")]
+        self.offers += 1
+        return tunnel.segments(tunnel.get_response(min(len(self.queue) - 1, 255),
+                                                   self.queue[0]))
+
+    def _give_up(self, now):
         command = self.queue.pop(0)
-        return tunnel.segments(tunnel.get_response(min(len(self.queue), 255), command))
+        self.offers = 0
+        try:
+            message = parse(command)
+            alerts = self.alert(self.undelivered_alert, self._alert_recipient(message), now)
+        except Exception:
+            return                          # queued commands parsed once: not expected
+        for alert in alerts:
+            if self.alert_sink is not None:
+                self.alert_sink(alert)
+            else:
+                self.outbox.append(alert)
+
+    def _settle(self, response):
+        """The head of the queue leaves once the GSME's response to it arrives: GBCS
+        responses carry the command's originator (as recipient) and originator counter."""
+        if not self.offers or not self.queue:
+            return
+        try:
+            command = parse(self.queue[0])
+        except Exception:
+            return
+        if (bytes(response.recipient) == bytes(command.originator)
+                and response.originator_counter == command.originator_counter):
+            self.queue.pop(0)
+            self.offers = 0
 
     def _forward(self, payload):
         try:
@@ -137,6 +198,8 @@ class GasProxyFunction(G.GbzPort):
             return                          # the tunnel is the GSME's: nobody else speaks
         if message.cra_flag == CRA_ALERT:
             self._adopt_alert_counter(message.originator_counter)
+        elif message.cra_flag == CRA_RESPONSE:
+            self._settle(message)
         if self.upstream is not None:
             self.upstream(bytes(payload))
         else:
@@ -177,16 +240,32 @@ class GasProxyFunction(G.GbzPort):
     # -- persistence ----------------------------------------------------------------------
 
     def state(self):
-        return {"queue": [_hex(c) for c in self.queue], "outbox": [_hex(c) for c in self.outbox],
+        return {"queue": [_hex(c) for c in self.queue], "offers": self.offers,
+                "outbox": [_hex(c) for c in self.outbox],
                 "mirror": self.mirror, "last_contact": self.last_contact,
                 "security": self.security.state()}
 
     def load_state(self, state):
-        self.queue = [binascii.unhexlify(c) for c in state["queue"]]
-        self.outbox = [binascii.unhexlify(c) for c in state["outbox"]]
-        self.mirror = state["mirror"]
-        self.last_contact = state["last_contact"]
-        self.security.load_state(state["security"])
+        """Restore `state()`; a state without "offers" (saved before the hand-over was
+        kept) restores none handed over. Raises ValueError and changes nothing on a
+        malformed state."""
+        try:
+            queue = [binascii.unhexlify(c) for c in state["queue"]]
+            outbox = [binascii.unhexlify(c) for c in state["outbox"]]
+            offers = int(state.get("offers", 0))
+            mirror = state["mirror"]
+            last_contact = state["last_contact"]
+            saved_security = state["security"]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError("GPF state: %r" % (exc,))
+        if offers < 0 or (offers and not queue):
+            raise ValueError("GPF state: %d offers of an empty queue" % offers)
+        self.security.load_state(saved_security)
+        self.queue = queue
+        self.offers = offers
+        self.outbox = outbox
+        self.mirror = mirror
+        self.last_contact = last_contact
         self.reassembler.reset()
 
 

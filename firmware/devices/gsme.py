@@ -13,6 +13,12 @@ docs/GBCS_INTERFACES.md 4 and 6. The GSME's radio is off while it sleeps: it wak
 GET to the hub, executes the command of each GET-RESPONSE and answers it with a PUT,
 polling again until the GPF says nothing remains, then sleeps; frames that arrive while
 it sleeps are lost, as on air. Each wake and radio frame costs battery (`battery`).
+The GPF offers a command again when its GET-RESPONSE or the GSME's PUT was lost
+(gpf.py): a GET-RESPONSE carrying, byte for byte, the last command the GSME took from
+that originator over the tunnel is answered with the PUTs it already sent for it
+(kept per originator, `MAX_ANSWERED` originators, and saved in `state()`), not executed
+again nor refused as a replay. Only the tunnel does this: a replay on the GBCS port
+(`receive_gbcs`) is refused as before.
 
 Use cases the GSME executes (the GBZ shapes of RTDS 4.5.0; one component each):
   GCS13a  Read Attributes, Metering 0x0302 0x0301 0x0300 0x0000 (any of the four)
@@ -40,6 +46,8 @@ m3, Multiplier 1, Divisor 1000); HH samples in dm3; credit and top-up values in 
 of a penny (RTDS: a 1250 p top-up reads 1250000). Energy for prepayment follows
 kWh = m3 x calorific value (MJ/m3) x volume correction / 3.6 (the GB gas billing rule).
 """
+
+import binascii
 
 from firmware.devices import profile as P
 from firmware.devices.load_model import month_index, seed_state, xorshift32
@@ -69,6 +77,7 @@ PAYMENT_PREPAYMENT = "prepayment"
 VALUE_PER_PENNY = 1000              # credit and top-up units per penny (RTDS CS01b)
 TIME_RELIABLE = 0                   # GCS28 response time status (GBCS 13.3.6)
 TIME_NOT_ADJUSTED = 2
+MAX_ANSWERED = 8                    # originators whose last answered command is kept
 
 DEFAULT_WAKE_INTERVAL = 1800
 DEFAULT_AWAKE_WINDOW = 10           # seconds the radio stays on waiting for an answer
@@ -422,6 +431,7 @@ class Gsme(GbzPort):
         self.next_wake = start
         self.awake_until = -1
         self.wakes = 0
+        self.answered = []                # [originator, command, [replies]], oldest first
 
     # -- time and consumption ----------------------------------------------------------------
 
@@ -516,7 +526,7 @@ class Gsme(GbzPort):
             return []
         out = []
         if payload:
-            for reply in self.receive_gbcs(payload, now):
+            for reply in self._handed_over(payload, now):
                 out.extend(tunnel.segments(tunnel.put(reply)))
         if remaining:
             out.append(tunnel.get())
@@ -557,22 +567,48 @@ class Gsme(GbzPort):
 
     # -- the GBCS port ---------------------------------------------------------------------
 
+    def _handed_over(self, data, now):
+        """A command the GPF handed over: the replies already sent when it is the one
+        last answered for its originator (offered again), else `receive_gbcs`'s."""
+        data = bytes(data)
+        for entry in self.answered:
+            if entry[1] == data:          # same bytes: same originator, same counter
+                return list(entry[2])
+        out, message = self._serve(data, now)
+        if message is not None:
+            self._remember(bytes(message.originator), data, out)
+        return out
+
+    def _remember(self, originator, data, out):
+        for i in range(len(self.answered)):
+            if self.answered[i][0] == originator:
+                del self.answered[i]
+                break
+        self.answered.append([originator, data, [bytes(r) for r in out]])
+        if len(self.answered) > MAX_ANSWERED:
+            del self.answered[0]
+
     def receive_gbcs(self, data, now):
         """GBCS_INTERFACES.md 4: never raises; refusals change nothing."""
+        return self._serve(data, now)[0]
+
+    def _serve(self, data, now):
+        """(replies, the command once GBCS security accepted it, else None)."""
+        message = None
         try:
             message, out = self._accepted(data, now)
             if message is None:
-                return out
+                return out, None
             self.advance(now)
             if message.message_code == codes.GCS28:
-                return self._set_clock(message, now)
+                return self._set_clock(message, now), message
             if message.message_code in codes.CS02B_CODES:
-                return self._credentials(message, now)
-            return self._answer_gbz(message, now)
+                return self._credentials(message, now), message
+            return self._answer_gbz(message, now), message
         except GbcsRefusal:
-            return []
+            return [], message
         except Exception:
-            return []                     # a bug must not take the meter loop down
+            return [], message            # a bug must not take the meter loop down
 
     def _execute(self, message, request, component, now):
         code = message.message_code
@@ -689,9 +725,16 @@ class Gsme(GbzPort):
                 "utrn_record": self.utrn_record.state(), "radio_used": self.radio_used,
                 "commissioned_at": self.commissioned_at, "battery_time": self.battery_time,
                 "next_wake": self.next_wake, "wakes": self.wakes,
+                "answered": [[_hex(o), _hex(c), [_hex(r) for r in replies]]
+                             for o, c, replies in self.answered],
                 "model": self.model.state(), "security": self.security.state()}
 
     def load_state(self, state):
+        try:                              # a state saved before answers were kept: none
+            answered = [[_unhex(o), _unhex(c), [_unhex(r) for r in replies]]
+                        for o, c, replies in state.get("answered", [])]
+        except (TypeError, ValueError) as exc:
+            raise ValueError("GSME state: answered: %r" % (exc,))
         self.clock_offset = int(state["clock_offset"])
         self.last_time = int(state["last_time"])
         self.summation = int(state["summation"])
@@ -710,8 +753,17 @@ class Gsme(GbzPort):
         self.wakes = int(state["wakes"])
         self.model.load_state(state["model"])
         self.security.load_state(state["security"])
+        self.answered = answered[-MAX_ANSWERED:]
         self.awake_until = -1             # a restart finds the meter asleep
         self.reassembler.reset()
+
+
+def _hex(data):
+    return binascii.hexlify(bytes(data)).decode()
+
+
+def _unhex(text):
+    return binascii.unhexlify(text)
 
 
 def _int32(n):
