@@ -165,6 +165,25 @@ def encode(body, mac: bytes | None = None) -> bytes:
         raise GbcsCodecError(None, _reason(exc)) from None
 
 
+def plain_fields(body) -> dict:
+    """A decoded message as the firmware's `GbcsMessage.fields()` gives it (same names,
+    same None for an absent date-time, supplementary party or signature), to compare the
+    two codecs' readings."""
+    supplementary = body.other_information.supplementary
+    date_time = body.date_time
+    return {
+        "cra_flag": int(body.cra_flag), "originator_counter": body.originator_counter,
+        "originator": body.originator, "recipient": body.recipient,
+        "message_code": body.other_information.message_code, "payload": body.payload,
+        "date_time": date_time if isinstance(date_time, bytes) and len(date_time) == 12
+        else None,
+        "supplementary_remote_party": supplementary.remote_party if supplementary else None,
+        "supplementary_remote_counter": (supplementary.remote_counter if supplementary
+                                         else None),
+        "other_info_tail": body.other_information.tail, "signature": body.signature or None,
+        "signature_field": body.signature is not None, "mac": body.mac}
+
+
 def _reason(exc: ConstructError) -> str:
     text = str(exc)
     return text.split("\n")[0] if text else type(exc).__name__

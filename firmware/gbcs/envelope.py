@@ -120,6 +120,19 @@ class GbcsMessage:
         # it came in); a copy made from vars() takes it along and checks it the same way
         self._signed_part = _signed_part
 
+    def fields(self):
+        """What the message is, by name: the constructor's fields (not the cached signed
+        part). One reading for comparing a message with another codec's or a rebuilt one."""
+        return {
+            "cra_flag": self.cra_flag, "originator_counter": self.originator_counter,
+            "originator": self.originator, "recipient": self.recipient,
+            "message_code": self.message_code, "payload": self.payload,
+            "date_time": self.date_time,
+            "supplementary_remote_party": self.supplementary_remote_party,
+            "supplementary_remote_counter": self.supplementary_remote_counter,
+            "other_info_tail": self.other_info_tail, "signature": self.signature,
+            "signature_field": self.signature_field, "mac": self.mac}
+
     # -- building ---------------------------------------------------------------
     def other_information(self):
         out = struct.pack(">H", self.message_code)
