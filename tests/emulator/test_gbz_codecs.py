@@ -49,7 +49,7 @@ def _firmware_view(payload):
     for c in value.components:
         fc, manufacturer, tsn, command_id, at = Z.decode_header(c.frame)
         entry = {"cluster": c.cluster_id, "from": c.from_date_time, "encrypted": c.encrypted,
-                 "header": (fc, tsn, command_id), "payload": c.frame[at:]}
+                 "header": (fc, manufacturer, tsn, command_id), "payload": c.frame[at:]}
         if c.encrypted:
             entry["additional"] = bytes(c.additional_header)
             entry["payload"] = bytes(c.encrypted_field)
@@ -58,19 +58,10 @@ def _firmware_view(payload):
 
 
 def _host_view(value):
-    out = {"count": value.count, "alert": None, "future_dated": None, "components": []}
-    if value.alert is not None:
-        out["alert"] = (value.alert.alert_code, value.alert.time_stamp)
-    if value.future_dated is not None:
-        d = value.future_dated
-        out["future_dated"] = (d.message_code, d.originator_counter, d.cluster_id,
-                               d.frame_control, d.command_id)
-    for c in value.components or []:
+    """`H.plain_fields` with each component's payload as the firmware view gives it."""
+    out = H.plain_fields(value)
+    for c, entry in zip(value.components or [], out["components"]):
         content = c.body.content
-        header = content.header
-        entry = {"cluster": c.cluster_id, "from": c.body.from_date_time,
-                 "encrypted": H.is_encrypted(c),
-                 "header": (header.frame_control.serialize()[0], header.tsn, header.command_id)}
         if H.is_encrypted(c):
             entry["additional"] = bytes((content.additional_header_control,
                                          content.frame_counter))
@@ -79,7 +70,6 @@ def _host_view(value):
             command = content.command
             entry["payload"] = (bytes(command) if isinstance(command, (bytes, bytearray))
                                 else command.serialize())
-        out["components"].append(entry)
     return out
 
 
