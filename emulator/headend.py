@@ -32,7 +32,10 @@ decodes it (decrypting encrypted fields with the head-end's KA key).
 
 Counters: one strictly rising counter for requests, and one for top-ups whose low 32 bits
 are zero (GBCS 14: the UTRN carries bits 41..32), as the device and the DCC keep them apart.
-Top-ups mint the UTRN with `firmware.gbcs.utrn.mint` and the prepayment KA key.
+Top-ups mint the UTRN with `firmware.gbcs.utrn.mint` and the prepayment KA key. With
+`top_up_epoch` the top-up counters are time-based (`next_top_up_counter`), so that after a
+change of supplier the new supplier's UTRN counters lie above those the old one used on the
+meter; without it they count 1, 2, 3... from `top_up_counter`.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from firmware.gbcs import credentials as cs02
 from firmware.gbcs.envelope import CRA_ALERT, CRA_COMMAND, CRA_RESPONSE, GbcsError, parse
 
 TOP_UP_STEP = 1 << 32
+UTRN_REACH = 511         # how far above a meter's newest UTRN counter its 10 bits still reach
 _DER = Encoding.DER
 
 
@@ -113,9 +117,11 @@ class Alert:
 
 class HeadEnd:
     def __init__(self, eui, credentials, dcc, *, dcc_certificate=None, crypto=None,
-                 clock=None, counter=1000, top_up_counter=0, path_certificates=()):
+                 clock=None, counter=1000, top_up_counter=0, path_certificates=(),
+                 top_up_epoch=None, top_up_seconds=1):
         """`dcc_certificate` verifies the DCC's DUIS signatures; by default the one an
-        in-process `emulator.dcc.Dcc` signs with."""
+        in-process `emulator.dcc.Dcc` signs with. `top_up_epoch` (seconds, on `clock`)
+        makes the UTRN counters time-based: `top_up_seconds` per step of bits 63..32."""
         self.eui = bytes(eui)
         self.credentials = credentials
         self.dcc = dcc
@@ -128,6 +134,11 @@ class HeadEnd:
         self.clock = clock or (lambda: 0)
         self.counter = counter
         self.top_up_counter = top_up_counter
+        if not isinstance(top_up_seconds, int) or top_up_seconds < 1:
+            raise ValueError("top_up_seconds is a whole number of seconds, 1 or more")
+        self.top_up_epoch = top_up_epoch
+        self.top_up_seconds = top_up_seconds
+        self.utrn_credited = {}         # device EUI -> bits 63..32 of the last UTRN it credited
         self.path_certificates = list(path_certificates)   # DER, for change of supplier
         self.signer = XmlSigner(credentials["ds"].private_key, credentials["ds"].certificate)
         self.role = organisation_role(credentials["ds"].certificate)
@@ -141,8 +152,35 @@ class HeadEnd:
         self.counter += 1
         return self.counter
 
-    def next_top_up_counter(self):
-        self.top_up_counter = (self.top_up_counter // TOP_UP_STEP + 1) * TOP_UP_STEP
+    def next_top_up_counter(self, device=None):
+        """The next UTRN counter (low 32 bits zero), strictly above the last one.
+
+        Time-based (with `top_up_epoch`), as GB head-ends conventionally keep originator
+        counters (a convention, not checked against GBCS text here): bits 63..32 are the
+        time since the epoch, so a supplier that gains a meter (change
+        of supplier, SRV 6.23) tops up with counters above the ones the old supplier used
+        there, which the meter's UTRN record would refuse as used. This is the head-end's
+        side of it; the meter does not reset its UTRN record when the prepayment anchor
+        is replaced (no documented basis for that in shared/design/DOMAIN.md or the seeds,
+        and the record is what refuses the old supplier's UTRNs after the change).
+        A UTRN carries only bits 41..32 and the meter rebuilds the rest from its newest
+        accepted counter (utrn.UtrnAntiReplay.full_counter, 511 above it at most), so
+        the time is capped at UTRN_REACH above the last counter this head-end had
+        credited on `device` (from 0, a meter's empty record, if none; with no `device`,
+        above this head-end's last counter): a long pause between top-ups does not make
+        a UTRN the meter rebuilds wrongly."""
+        last = self.top_up_counter // TOP_UP_STEP
+        if self.top_up_epoch is None:
+            high = last + 1
+        else:
+            now = (self.clock() - self.top_up_epoch) // self.top_up_seconds
+            reach = UTRN_REACH
+            if device is not None:
+                reach += self.utrn_credited.get(bytes(device), 0)
+            else:
+                reach += last
+            high = max(last + 1, min(int(now), reach))
+        self.top_up_counter = high * TOP_UP_STEP
         return self.top_up_counter
 
     # -- service requests ----------------------------------------------------------------
@@ -186,11 +224,13 @@ class HeadEnd:
             value_class, value = utrn.CLASS_POUNDS, pence // 100
         else:
             raise HeadEndError("a top-up of %d pence does not fit a UTRN" % pence)
-        counter = self.next_top_up_counter()
+        counter = self.next_top_up_counter(keys.eui)
         shared = self.crypto.ecdh(self.credentials["pp-ka"].private_key, keys.ka_public)
         token = utrn.mint(self.crypto, shared, self.eui, keys.eui, counter, value_class, value)
         result = await self.request("2.2", device, {"UTRN": token}, counter=counter)
         result.fields.setdefault("utrn", token)
+        if result.ok:                      # credited: the meter's newest counter moved
+            self.utrn_credited[keys.eui] = max(self.utrn_credited.get(keys.eui, 0), counter >> 32)
         return result
 
     async def change_of_supplier(self, device, floor=0, prepayment_floor=0):

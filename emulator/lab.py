@@ -246,6 +246,7 @@ class Lab:
         profile = load_profile("esme-single-phase")
         self.start_time = profile["clock"]["start"]
         self.now = self.start_time + HISTORY
+        self.installed = self.now            # the devices' installation: the lab opens
         self.clock = SteppedClock(self.start_time)
         self.esme = Esme(profile, self.clock, seed=self.seed)
         self.clock.set(self.now)
@@ -296,10 +297,15 @@ class Lab:
                        organisation_ca=self.pki.organisation_ca.certificate)
 
     def _head_end(self, name, eui):
+        # UTRN counters time-based from one epoch all suppliers share (here the devices'
+        # installation, when their UTRN records are empty): after a change of supplier
+        # the new supplier's top-ups are above the counters the old one used on the meter
+        # (emulator/headend.py, HeadEnd.next_top_up_counter)
         head_end = HeadEnd(eui, self.pki.organisations[eui], DccTap(self, name),
                            dcc_certificate=self.pki.organisations[ACB_EUI]["ds"].certificate,
                            crypto=self.crypto, clock=lambda: self.now,
-                           path_certificates=[_der(self.pki.organisation_ca.certificate)])
+                           path_certificates=[_der(self.pki.organisation_ca.certificate)],
+                           top_up_epoch=self.installed, top_up_seconds=REQUEST_STEP)
         for record in self.routing:
             head_end.add_device(record.eui, record.device_type, record.ds_public,
                                 record.ka_public)
