@@ -106,14 +106,23 @@ def test_commands_queue_and_are_delivered_in_order_on_wake():
 
 
 def test_get_response_counts_what_remains():
+    """Each GET-RESPONSE carries one command and the count still waiting behind it; the
+    GSME's answer (PUT) to one lets the next GET have the next."""
     meter, proxy = lab()
     for i in range(3):
         proxy.receive_gbcs(T.command(codes.GCS32, 1000 + i, T.change_supply_payload(0)), T.NOW)
     remaining = []
-    for _ in range(4):
-        kind, left, payload = tunnel.decode(proxy.receive_tunnel(tunnel.get(), T.NOW)[0])
-        remaining.append((left, len(payload) > 0))
-    assert remaining == [(2, True), (1, True), (0, True), (0, False)]
+    pending = meter.wake(T.NOW + 60)
+    while pending:
+        for reply in proxy.receive_tunnel(pending.pop(0), T.NOW + 60):
+            kind, left, payload = tunnel.decode(reply)
+            if kind == tunnel.GET_RESPONSE:
+                remaining.append((left, len(payload) > 0))
+            pending.extend(meter.receive_tunnel(reply, T.NOW + 60))
+    assert remaining == [(2, True), (1, True), (0, True)]     # told 0 left, it stops asking
+    assert proxy.queue == []
+    kind, left, payload = tunnel.decode(proxy.receive_tunnel(tunnel.get(), T.NOW + 60)[0])
+    assert (kind, left, payload) == (tunnel.GET_RESPONSE, 0, b"")
 
 
 def test_full_queue_refuses_without_state_change():
