@@ -73,10 +73,12 @@ def ber_length(n):
 
 
 def _immutable(fields):
-    for field in fields:
-        kind = type(field)
-        if kind is not bytes and kind is not int and field is not None:
-            return False
+    """Whether `fields` can change in place: a tuple of bytes, ints and None hashes, one
+    holding a bytearray, a writable memoryview or a list does not (one call, no loop)."""
+    try:
+        hash(fields)
+    except (TypeError, ValueError):
+        return False
     return True
 
 
@@ -242,19 +244,26 @@ def parse(buf):
     else:
         raise GbcsError(offset, "date-time length must be 00 or 0C")
     canonical = True            # every length in its shortest form: encode() gives `buf`
-    at = offset
-    other_len, offset = read_ber_length(buf, offset)
-    if offset - at != _ber_size(other_len):
-        canonical = False
+    if offset < len(buf) and buf[offset] < 0x80:     # short form (read_ber_length's first case)
+        other_len = buf[offset]
+        offset += 1
+    else:
+        at = offset
+        other_len, offset = read_ber_length(buf, offset)
+        if offset - at != _ber_size(other_len):
+            canonical = False
     if other_len < 2:
         raise GbcsError(offset, "other-information must hold the message code")
     if offset + other_len > end:
         _need(buf, offset, other_len, end, "other-information")
     other_at = offset
     offset += other_len
-    payload_len, payload_at = read_ber_length(buf, offset)
-    if payload_at - offset != _ber_size(payload_len):
-        canonical = False
+    if offset < len(buf) and buf[offset] < 0x80:
+        payload_len, payload_at = buf[offset], offset + 1
+    else:
+        payload_len, payload_at = read_ber_length(buf, offset)
+        if payload_at - offset != _ber_size(payload_len):
+            canonical = False
     if payload_at + payload_len > end:
         _need(buf, payload_at, payload_len, end, "payload")
     offset = payload_at + payload_len
