@@ -169,6 +169,12 @@ class ProtectionParameters:
 
 def parse_protection_parameters(value):
     """The one protection_parameters_element of `value`; DataAccessError if malformed."""
+    known = _well_formed_parameters(value)
+    return known if known is not None else _walked_parameters(value)
+
+
+def _walked_parameters(value):
+    """`parse_protection_parameters` field by field, each check in turn (the first fault)."""
     elements = expect(value, axdr.ARRAY)
     if len(elements) != 1:
         raise DataAccessError(R.SCOPE_OF_ACCESS_VIOLATED, "one protection element expected")
@@ -190,6 +196,30 @@ def parse_protection_parameters(value):
     expect(agreed[1], axdr.OCTET_STRING)
     return ProtectionParameters(protection_type, int.from_bytes(bytes(tid[1:]), "big"),
                                 originator, recipient, other, key_type, key_parameters)
+
+
+def _well_formed_parameters(value):
+    """The element read in one unpacking when it has exactly the shape and types the walk
+    in `parse_protection_parameters` accepts (every encrypted read carries one, each way);
+    None for anything else, which the walk then reads and reports."""
+    try:
+        array, [(structure, [(protection_enum, protection_type), (options_tag, [
+            (tid_tag, tid), (originator_tag, originator), (recipient_tag, recipient),
+            (other_tag, other), (key_info_tag, [(key_type_enum, key_type), (agreed_tag, [
+                (parameters_tag, key_parameters), (ciphered_tag, _)])])])])] = value
+        if not (array == axdr.ARRAY and structure == options_tag == key_info_tag == agreed_tag
+                == axdr.STRUCTURE and protection_enum == key_type_enum == axdr.ENUM
+                and tid_tag == originator_tag == recipient_tag == other_tag == parameters_tag
+                == ciphered_tag == axdr.OCTET_STRING
+                and 0 <= protection_type <= 255 and 0 <= key_type <= 255
+                and len(tid) == 9 and tid[0] == KDF_MODE_ENCRYPTION
+                and len(originator) == 8 and len(recipient) == 8):
+            return None
+    except (TypeError, ValueError):
+        return None
+    return ProtectionParameters(protection_type, int.from_bytes(bytes(tid[1:]), "big"),
+                                bytes(originator), bytes(recipient), bytes(other), key_type,
+                                bytes(key_parameters))
 
 
 def parse_response(value):

@@ -400,3 +400,49 @@ def test_token_gateway_honours_the_top_up_floor():
     _refused(gateway, _utrn(9, U.CLASS_PENCE, 5), VALIDATION_FAILURE)
     assert credit.amount == 0 and gateway.record.accepted == []
     assert gateway.enter(_utrn(10, U.CLASS_PENCE, 5), NOW) == 5
+
+
+def _every_leaf_changed(value, path=()):
+    """(path, the value with the tag or payload at that place changed) for every node."""
+    tag, payload = value
+    yield path + ("tag",), (axdr.UNSIGNED if tag != axdr.UNSIGNED else axdr.ENUM, payload)
+    if isinstance(payload, list):
+        for i, item in enumerate(payload):
+            for where, changed in _every_leaf_changed(item, path + (i,)):
+                yield where, (tag, payload[:i] + [changed] + payload[i + 1:])
+        yield path + ("short",), (tag, payload[:-1])
+        yield path + ("long",), (tag, payload + [payload[-1]])
+    elif isinstance(payload, bytes):
+        yield path + ("bytes",), (tag, payload + b"\x00")
+
+
+def _reading(read, value):
+    try:
+        p = read(value)
+    except DataAccessError as e:
+        return ("refused", e.args)
+    if p is None:
+        return None
+    return (p.protection_type, p.counter, p.originator, p.recipient, p.other_information,
+            p.key_info_type, p.key_parameters)
+
+
+def test_protection_parameters_read_in_one_go_as_the_walk_reads_them():
+    """The one-unpacking reading takes only what the field-by-field walk takes, and reads
+    it alike; anything else is left to the walk (None)."""
+    good = DP.protection_parameters(0x3E8, DEVICE, SUPPLIER)
+    expected = (DP.AUTHENTICATED_ENCRYPTION, 0x3E8, DEVICE, SUPPLIER, b"",
+                DP.KEY_INFO_AGREED_KEY, DP.GBCS_KEY_PARAMETERS)
+    assert _reading(DP._well_formed_parameters, good) == expected
+    assert _reading(DP._walked_parameters, good) == expected
+    left_to_the_walk = 0
+    variants = list(_every_leaf_changed(good))
+    for where, changed in variants:
+        fast = _reading(DP._well_formed_parameters, changed)
+        walk = _reading(DP._walked_parameters, changed)
+        if fast is None:
+            left_to_the_walk += 1
+        else:
+            assert fast == walk, where
+        assert _reading(DP.parse_protection_parameters, changed) == (fast or walk), where
+    assert len(variants) > 25 and left_to_the_walk > 20
