@@ -119,9 +119,10 @@ def message_length(buf, base=0):
         return None
     if buf[0] == _MAC_HEADER:
         # GBCS 7.2.x MAC header: DD, six zero octets, BER length of the rest
-        for i in range(1, min(n, 7)):
-            if buf[i] != 0:
-                raise TunnelError(base + i, "MAC header: expected zero octets after DD")
+        if buf[1:7] != _SIX_ZEROS[:min(n, 7) - 1]:        # one compare on the common path
+            for i in range(1, min(n, 7)):
+                if buf[i] != 0:
+                    raise TunnelError(base + i, "MAC header: expected zero octets after DD")
         got = _ber(buf, 7, base)
         if got is None:
             return None
@@ -129,6 +130,9 @@ def message_length(buf, base=0):
     if buf[0] != _GENERAL_SIGNING:
         raise TunnelError(base, "not a GBCS message: starts 0x%02X" % buf[0])
     return _signed_length(buf, base)
+
+
+_SIX_ZEROS = bytes(6)
 
 
 def _signed_length(buf, base):
