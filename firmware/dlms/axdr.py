@@ -551,6 +551,18 @@ def _octets_decoder(size):
 
 _FAST_PATH_MIN_ROWS = 8
 
+# How a short list reads a value, by its tag byte (0: through _decode).
+_OCTETS_SHORT, _LIST, _ONE_BYTE, _TWO_BYTES, _OTHER_FIXED, _NULL_KIND = 1, 2, 3, 4, 5, 6
+_SHORT_KIND = bytearray(256)
+_SHORT_KIND[OCTET_STRING] = _OCTETS_SHORT
+_SHORT_KIND[STRUCTURE] = _SHORT_KIND[ARRAY] = _LIST
+_SHORT_KIND[NULL_DATA] = _NULL_KIND
+for _tag in range(256):
+    if _FIXED_BY_TAG[_tag] is not None:
+        _SHORT_KIND[_tag] = (_ONE_BYTE, _TWO_BYTES, _OTHER_FIXED)[
+            {1: 0, 2: 1}.get(_FIXED_BY_TAG[_tag][2], 2)]
+del _tag
+
 
 def _dec_list(buf, pos, end, depth):
     if depth >= MAX_DEPTH:
@@ -569,44 +581,51 @@ def _dec_list(buf, pos, end, depth):
         return _dec_long_list(buf, pos, end, depth, count)
     items = []
     append = items.append
-    # Inline fast paths for nested lists, short octet-strings, null-data and fixed-size
-    # values (one-byte and two-byte unsigned ones without a struct call); anything else,
-    # and every error, via _decode.
+    kinds = _SHORT_KIND
+    whole = type(buf) is bytes          # slices of bytes are bytes; of anything else, copied
+    # Inline fast paths, most frequent first in GBCS payloads: short octet-strings, nested
+    # lists, one- and two-byte unsigned values (no struct call), other fixed-size values,
+    # null-data; anything else, and every error, via _decode.
     for _ in range(count):
         if pos < end:
             tag = buf[pos]
-            if tag == STRUCTURE or tag == ARRAY:
+            kind = kinds[tag]
+            if kind == _OCTETS_SHORT:
+                nxt = pos + 2
+                if nxt <= end:
+                    size = buf[pos + 1]
+                    nxt += size
+                    if size < 0x80 and nxt <= end:
+                        append((tag, buf[pos + 2:nxt] if whole else bytes(buf[pos + 2:nxt])))
+                        pos = nxt
+                        continue
+            elif kind == _LIST:
                 if depth < MAX_DEPTH:
                     value, pos = _dec_list(buf, pos + 1, end, depth)
                     append((tag, value))
                     continue
-            elif tag == OCTET_STRING:
+            elif kind == _ONE_BYTE:
                 if pos + 1 < end:
-                    size = buf[pos + 1]
-                    nxt = pos + 2 + size
-                    if size < 0x80 and nxt <= end:
-                        append((OCTET_STRING, buf[pos + 2:nxt] if type(buf) is bytes
-                                else bytes(buf[pos + 2:nxt])))
-                        pos = nxt
-                        continue
-            elif tag == NULL_DATA:
+                    append((tag, buf[pos + 1]))
+                    pos += 2
+                    continue
+            elif kind == _TWO_BYTES:
+                nxt = pos + 3
+                if nxt <= end:
+                    append((tag, (buf[pos + 1] << 8) | buf[pos + 2]))
+                    pos = nxt
+                    continue
+            elif kind == _OTHER_FIXED:
+                fixed = _FIXED_BY_TAG[tag]
+                nxt = pos + 1 + fixed[1]
+                if nxt <= end:
+                    append((tag, unpack_from(fixed[0], buf, pos + 1)[0]))
+                    pos = nxt
+                    continue
+            elif kind == _NULL_KIND:
                 append(_NULL)
                 pos += 1
                 continue
-            else:
-                fixed = _FIXED_BY_TAG[tag]
-                if fixed is not None:
-                    nxt = pos + 1 + fixed[1]
-                    if nxt <= end:
-                        kind = fixed[2]
-                        if kind == 1:
-                            append((tag, buf[pos + 1]))
-                        elif kind == 2:
-                            append((tag, (buf[pos + 1] << 8) | buf[pos + 2]))
-                        else:
-                            append((tag, unpack_from(fixed[0], buf, pos + 1)[0]))
-                        pos = nxt
-                        continue
         value, pos = _decode(buf, pos, end, depth)
         append(value)
     return items, pos
