@@ -5,6 +5,8 @@
     reply_xml = await dcc.handle(request_xml)        # signed DUIS response XML
     reply = await dcc.submit(request_xml)             # the same as a DuisResponse
     alerts = dcc.take_alerts(user_eui)                # DeviceAlertMessage / DCC alerts, XML
+    dcc.receive_upstream(gbcs)                        # what a hub sends up on its own
+    responses = dcc.take_responses(user_eui)          # late answers, as DUIS responses (XML)
 
 What happens to one request, in order (each refusal is a DUIS response code, an event in
 `dcc.events`, and changes nothing else):
@@ -44,6 +46,15 @@ What happens to one request, in order (each refusal is a DUIS response code, an 
    old supplier's next request is refused here (E4); the device refuses it independently
    (its supplier trust anchor was replaced). A future-dated 6.23 completes when the
    device's signed 0x8F66 alert to the TransCoS reports every replacement done.
+10. late answers. A command that got no answer in time (E21: a GSME's command waits at
+   the GPF for the GSME's next wake) is remembered (`MAX_AWAITING`, the oldest go first)
+   by (device, originator, counter). When the device's answer comes up later, on its own
+   (`receive_upstream`) or beside another command's answer, it is verified as in step 8
+   against the command it answers; then the DCC records "answered" (late), completes a
+   6.23 exactly as in step 9 (routing table: device -> new supplier), and queues the
+   answer for the user as a signed DUIS ResponseMessage with the request's RequestID
+   (`take_responses`). An answer that matches nothing awaited, or does not verify, is
+   dropped (an event) and changes nothing; an unverified one leaves the command awaited.
 
 Response codes: the public meanings (I0, I99, E1, E2, E4, E11, E12, E19, E20, E21) are
 used as published; codes for conditions whose DUIS code is not public here are reasoned
@@ -64,6 +75,7 @@ from emulator.wan import WanTimeout
 from firmware.dlms.apdu import ApduError, DataNotification, decode_apdu
 from firmware.gbcs import codes
 from firmware.gbcs import credentials as cs02
+from firmware.gbcs import gbz
 from firmware.gbcs import security
 from firmware.gbcs.asn1 import Asn1Error
 from firmware.gbcs.envelope import (CRA_ALERT, CRA_COMMAND, CRA_RESPONSE, GbcsError,
@@ -92,6 +104,7 @@ TOP_UP_SRV = "2.2"
 MAX_PRE_COMMANDS = 1024           # outstanding transforms kept; the oldest go first
 EVENTS_KEPT = 4096                # the audit trail a long-running lab keeps; the oldest go
 CHANGE_OF_SUPPLIER_SRV = "6.23"
+MAX_AWAITING = 1024               # commands sent without an answer yet; the oldest go first
 
 
 def duis_roles(remote_party_role, device_type=None):
@@ -283,6 +296,9 @@ class Dcc:
         self._counters = {}          # (user EUI, space) -> last RequestID counter
         self._pre_commands = {}      # (user EUI, counter) -> (srv, record, message)
         self._alerts = {}            # user EUI -> [DuisResponse]
+        self._responses = {}         # user EUI -> [DuisResponse]: late answers
+        self._awaiting = {}          # (device, originator, counter) -> (request, srv, record,
+        #                              command) sent and not answered in time (step 10)
         self._quarantine_refs = 0
 
     # -- the DUIS interface ---------------------------------------------------------------
@@ -303,14 +319,29 @@ class Dcc:
         """Device alerts and DCC alerts queued for a user, as signed DUIS XML."""
         return [a.to_xml(self.xml_signer) for a in self._alerts.pop(bytes(user_eui), [])]
 
+    def take_responses(self, user_eui):
+        """Late answers to a user's requests (step 10), as signed DUIS ResponseMessage XML."""
+        return [r.to_xml(self.xml_signer) for r in self._responses.pop(bytes(user_eui), [])]
+
     async def receive_alert(self, data):
         """An unsolicited GBCS alert from a hub: verified, then queued for its recipient."""
+        self.receive_upstream(data)
+
+    def receive_upstream(self, data):
+        """A GBCS message a hub sends up on its own: an alert (verified, then queued for its
+        recipient) or a device's late answer to a command that got none in time (step 10).
+        Never raises; what is not for the DCC is dropped as an event."""
         try:
             message = parse(data)
         except GbcsError as e:
             self._event("dropped", None, reason="unparseable from device: %s" % e)
             return
-        self._deliver_alert(message, bytes(data))
+        if message.cra_flag == CRA_ALERT:
+            self._deliver_alert(message, bytes(data))
+        elif message.cra_flag == CRA_RESPONSE:
+            self._late_answer(message, bytes(data))
+        else:
+            self._event("dropped", None, reason="a command from a hub", gbcs=bytes(data).hex())
 
     # -- one request ----------------------------------------------------------------------
     async def _serve(self, request):
@@ -458,6 +489,7 @@ class Dcc:
         except _Refusal:
             raise
         except (WanTimeout, asyncio.TimeoutError) as e:     # sent, nothing came back
+            self._await_answer(request, srv, record, message)
             raise _Refusal("no_response", str(e))
         except Exception as e:          # the WAN's other failures are the DCC's E20
             raise _Refusal("no_link", "%s: %s" % (type(e).__name__, e))
@@ -465,6 +497,7 @@ class Dcc:
         for raw in out or []:
             response = self._sort(bytes(raw), message, response)
         if response is None:
+            self._await_answer(request, srv, record, message)
             raise _Refusal("no_response")
         raw, answer = response
         problem = self._verify_response(answer, message, record)
@@ -497,10 +530,41 @@ class Dcc:
             return raw, message
         if message.cra_flag == CRA_ALERT:
             self._deliver_alert(message, raw)
+        elif message.cra_flag == CRA_RESPONSE:
+            self._late_answer(message, raw)     # another command's, come late (step 10)
         else:
             self._event("dropped", None, reason="not the answer to this command",
                         gbcs=raw.hex())
         return response
+
+    # -- late answers (step 10) ----------------------------------------------------------
+    def _await_answer(self, request, srv, record, message):
+        """A command sent with no answer in time: its answer may still come (a GSME's
+        command waits at the GPF for the GSME's next wake)."""
+        key = (record.eui, bytes(message.originator), message.originator_counter)
+        self._awaiting.pop(key, None)
+        self._awaiting[key] = (request, srv, record, message)
+        while len(self._awaiting) > MAX_AWAITING:
+            del self._awaiting[next(iter(self._awaiting))]
+
+    def _late_answer(self, message, raw):
+        key = (bytes(message.originator), bytes(message.recipient), message.originator_counter)
+        awaited = self._awaiting.get(key)
+        if awaited is None:
+            self._event("dropped", None, reason="not the answer to a command awaiting one",
+                        gbcs=raw.hex())
+            return
+        request, srv, record, command = awaited
+        problem = self._verify_response(message, command, record)
+        if problem:                         # a forgery does not use up the genuine answer
+            self._event("dropped", request, reason="late answer: " + problem, gbcs=raw.hex())
+            return
+        del self._awaiting[key]
+        self._event("answered", request, gbcs=raw, late=True)
+        if srv.variant == CHANGE_OF_SUPPLIER_SRV:
+            self._change_of_supplier(request, record, message)
+        self._responses.setdefault(request.request_id.originator, []).append(
+            self._response(request, duis.I0_SUCCESS, gbcs_payload=raw))
 
     def _verify_response(self, answer, command, record):
         if answer.recipient != command.originator:
@@ -563,8 +627,8 @@ class Dcc:
         if outcome is None:
             self._event("cos-pending", request, device=record.eui.hex())
             return
-        if outcome.outcomes and all(o.status == codes.STATUS_SUCCESS
-                                    for o in outcome.outcomes):
+        if (record.incoming_supplier == request.request_id.originator and outcome.outcomes
+                and all(o.status == codes.STATUS_SUCCESS for o in outcome.outcomes)):
             old = record.supplier
             self.routing.complete_change_of_supplier(record.eui)
             self._event("cos", request, device=record.eui.hex(), old=old.hex(),
@@ -630,7 +694,8 @@ def _certificates(smki_users):
 
 def alert_code(message):
     """The alert code an alert carries: DLMS Data-Notification {code, date-time, ...}
-    (GBCS 7.2.x; RTDS), CS02b future-dated alert (ASN.1); 0 when neither."""
+    (GBCS 7.2.x; RTDS), CS02b future-dated alert (ASN.1), GBZ alert header (the GSME's and
+    the GPF's alerts, e.g. 0x8F84); 0 when none."""
     payload = message.payload
     try:
         if payload[:1] == b"\x0f":
@@ -639,7 +704,9 @@ def alert_code(message):
                 return apdu.notification_body[1][0][1]
         if payload[:1] == b"\x30":
             return cs02.parse_alert(payload)[0]
-    except (ApduError, Asn1Error, IndexError, TypeError):
+        if payload[:2] == b"\x01\x09":
+            return gbz.decode(payload).alert_code or 0
+    except (ApduError, Asn1Error, gbz.GbzError, IndexError, TypeError):
         return 0
     return 0
 

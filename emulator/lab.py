@@ -58,6 +58,7 @@ DEVICE_NAMES = {ESME_EUI: "ESME", GSME_EUI: "GSME", HUB_EUI: "hub", GPF_EUI: "GP
 HISTORY = 2 * 86400 + 600           # simulated seconds of metering before the lab opens
 REQUEST_STEP = 1                    # simulated seconds per request
 I0 = duis.I0_SUCCESS
+DEMO_TOP_UP_B = 500                 # pence: supplier B's top-ups in the demo
 
 
 class Hop:
@@ -199,6 +200,8 @@ class Lab:
         self.step = ""
         self._han_seen = 0
         self._reassemblers = {}          # (source, destination) -> tunnel.Reassembler
+        self._gpf_alerts = []            # the GPF's own alerts, not yet sent up the WAN
+        self._queued_waiters = {}        # GSME command bytes -> future: queued at the GPF
         self._issue_credentials()
         self._build_premise()
         self._build_dcc()
@@ -275,6 +278,9 @@ class Lab:
         # on the GSME's EUI and keys, with counter records of its own)
         self.gpf = gpf.GasProxyFunction(GSME_EUI, self._security(GSME_EUI), self.crypto)
         self.gpf.upstream = _discard          # the hub forwards the GSME's PUTs itself
+        # alerts the GPF raises on its own while the GSME polls (0x8F84: a command dropped
+        # after max_offers unanswered offers) go up the hub's WAN like the GSME's own
+        self.gpf.alert_sink = self._gpf_alerts.append
 
     def _build_dcc(self):
         org = self.pki.organisations
@@ -349,7 +355,7 @@ class Lab:
         if self.wan is not None:
             answers = []
             try:
-                answers.append(await self.wan.request(data, timeout=self.wan_timeout))
+                answers.append(await self._wan_request(data))
             except wan.WanTimeout:
                 pass
             await asyncio.sleep(0)               # alerts sent just after the response
@@ -361,6 +367,25 @@ class Lab:
             for answer in answers:
                 self._hop(self._answered_by(answer) + " → DCC", "up", "wan", answer, answer)
         return answers
+
+    async def _wan_request(self, data):
+        """The WAN round trip; for the GSME, over as soon as the hub's GPF has queued the
+        command (nothing will answer it before the GSME's next wake): WanTimeout then,
+        without waiting out `wan_timeout`, as the direct WAN answers nothing at once."""
+        if envelope.parse(data).recipient != GSME_EUI:
+            return await self.wan.request(data, timeout=self.wan_timeout)
+        loop = asyncio.get_running_loop()
+        queued = self._queued_waiters[bytes(data)] = loop.create_future()
+        request = asyncio.ensure_future(self.wan.request(data, timeout=self.wan_timeout))
+        try:
+            await asyncio.wait((request, queued), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._queued_waiters.pop(bytes(data), None)
+        if request.done():
+            return request.result()
+        request.cancel()
+        await asyncio.gather(request, return_exceptions=True)
+        raise wan.WanTimeout("queued at the GPF for the GSME's next wake")
 
     def _answered_by(self, answer):
         """"hub", or "hub (GPF)" for a GSME answer no HAN frame brought: the GPF's."""
@@ -383,23 +408,63 @@ class Lab:
 
     def wake_gsme(self):
         """Let time run to the GSME's next wake: it updates the GPF's mirror, polls, takes
-        each queued command and answers it. Returns what the hub sends up the WAN (the
-        GSME's responses and alerts); they are recorded as hub -> DCC hops."""
+        each queued command and answers it. Returns what the hub sends up the WAN on its
+        own (the GSME's responses and alerts, the GPF's alerts), recorded as hub -> DCC
+        hops and delivered to the DCC, which completes what they answer (a GSME's late
+        answer to a command that got E21: `collect_responses`) and queues alerts for
+        their recipients (`HeadEnd.collect_alerts`)."""
         self.now = max(self.now, self.gsme.next_wake)
         self.clock.set(self.now)
         self.step = self.step or "GSME wakes"
         up, _ = self.han.settle(self.now)
         self._record_han()
-        for answer in up:
-            self._hop("hub → DCC", "up", "wan", answer, answer)
-        return up
+        gpf_alerts = self._take_gpf_alerts()
+        for answer in up + gpf_alerts:
+            name = "hub (GPF) → DCC" if answer in gpf_alerts else "hub → DCC"
+            self._hop(name, "up", "wan", answer, answer)
+            self.dcc.receive_upstream(answer)
+        return up + gpf_alerts
+
+    def collect_responses(self, name):
+        """The DCC's late answers for head-end `name` (DUIS ResponseMessages carrying the
+        device's answer to a request that got E21), each checked as the head-end checks
+        a DUIS response: [(DuisResponse, verified by the DCC's XML signature)]."""
+        out = []
+        certificate = self.pki.organisations[ACB_EUI]["ds"].certificate
+        for xml in self.dcc.take_responses(self.headends[name].eui):
+            response = DuisResponse.from_xml(xml)
+            try:
+                duis.verify_with_certificate(xml, certificate)
+                verified = True
+            except duis.DuisError:
+                verified = False
+            self._hop("DCC → %s head-end" % name, "up", "duis", xml, response.gbcs_payload,
+                      checks=[{"check": "duis signature",
+                               "result": "verified" if verified else FAILED,
+                               "detail": "the DCC's DS key"},
+                              {"check": "response code", "result": response.response_code,
+                               "detail": "late answer"}]
+                      + (self.observe(response.gbcs_payload)
+                         if response.gbcs_payload is not None else []))
+            out.append((response, verified))
+        return out
 
     def _hub_receive(self, data):
         """What the hub does with one WAN message, the HAN run until it settles."""
         up = list(self.hub.receive_wan(data, self.now))
         more, _ = self.han.settle(self.now)
         self._record_han()
-        return up + more
+        up = up + more + self._take_gpf_alerts()
+        if not up and self._queued_waiters and self.gpf.queue and self.gpf.queue[-1] == data:
+            waiter = self._queued_waiters.get(bytes(data))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(True)
+        return up
+
+    def _take_gpf_alerts(self):
+        alerts = self._gpf_alerts[:]         # the same list: it is the GPF's alert_sink
+        del self._gpf_alerts[:]
+        return alerts
 
     def _record_han(self):
         """HAN frames since the last look, as hops. A GBCS message longer than the
@@ -651,6 +716,7 @@ async def demo_sequence(lab):
 
     steps.append(await _gas_read(lab))
     steps.extend(await _change_of_supplier(lab, supplier_a, supplier_b))
+    steps.extend(await _gas_change_of_supplier(lab, supplier_a, supplier_b))
     return steps
 
 
@@ -706,6 +772,86 @@ async def _change_of_supplier(lab, old, new):
                                      ESME_EUI)
     step.expect("I0, MAC'd to B with B's key", o.ok, o.response_code)
     step.show("import active energy", "%s Wh" % o.fields.get("import_wh"))
+    steps.append(step)
+
+    title = "B's first UTRN top-up on the ESME after the change (SRV 2.2, CS01a)"
+    step = Step(title)
+    credit = lab.esme.gbcs_objects.credits[0]
+    before = credit.amount
+    step.outcome = o = await lab.run("B", lambda h: h.top_up(ESME_EUI, DEMO_TOP_UP_B), title,
+                                     "2.2", ESME_EUI)
+    step.expect("I0", o.ok, o.response_code)
+    step.expect("credit rose by %d p" % DEMO_TOP_UP_B, credit.amount - before == DEMO_TOP_UP_B,
+                "%d -> %d" % (before, credit.amount))
+    step.show("UTRN", o.fields.get("utrn"))
+    step.show("credit", "%d p" % credit.amount)
+    steps.append(step)
+    return steps
+
+
+async def _gas_change_of_supplier(lab, old, new):
+    """SRV 6.23 for the sleeping GSME: the CS02b waits at the GPF (the DCC's immediate
+    answer is E21), runs at the GSME's next wake, and the GSME's late answer completes the
+    change at the DCC, which sends it to B; the GPF follows the GSME's new anchors."""
+    title = "Gas: change of supplier to B (SRV 6.23, CS02b waits at the GPF for the wake)"
+    missing = _missing_builder("CS02bSupplierByTransCoS") or _missing_builder("GCS13a")
+    if missing:
+        return [Step(title, skipped=missing)]
+    lab.routing.register_change_of_supplier(GSME_EUI, new)
+    step = Step(title)
+    first = len(lab.hops)
+    o = await lab.run("B", lambda h: h.change_of_supplier(GSME_EUI), title, "6.23", GSME_EUI)
+    step.expect("queued at the GPF: no answer yet (E21)",
+                o.response_code == "E21" and len(lab.gpf.queue) == 1, o.response_code)
+    lab.wake_gsme()
+    late = lab.collect_responses("B")
+    step.outcome = Outcome("6.23", GSME_EUI, o.result, lab.hops[first:])
+    step.expect("B gets the GSME's answer from the DCC (I0, signed by the DCC)",
+                [(r.response_code, ok) for r, ok in late] == [("I0", True)],
+                [(r.response_code, ok) for r, ok in late])
+    for name, security in (("GSME", lab.gsme_security), ("GPF", lab.gpf.security)):
+        anchor = security.anchors.get(codes.ROLE_SUPPLIER)
+        step.expect("the %s's supplier anchor is B" % name,
+                    anchor is not None and anchor.eui == new,
+                    anchor.eui.hex().upper() if anchor is not None else "none")
+    step.expect("the DCC routes the GSME to B", lab.routing.get(GSME_EUI).supplier == new)
+    steps = [step]
+
+    title = "Gas: B reads the registers through the GPF, A is refused (SRV 4.1.1, GCS13a)"
+    step = Step(title)
+    first = len(lab.hops)
+    o = await lab.run("B", lambda h: h.read_registers(GSME_EUI), title, "4.1.1", GSME_EUI)
+    refused = await lab.run("A", lambda h: h.read_registers(GSME_EUI), title, "4.1.1",
+                            GSME_EUI)
+    step.outcome = Outcome("4.1.1", GSME_EUI, o.result, lab.hops[first:])
+    step.expect("B: I0, answered by the GPF with B's key", o.ok, o.response_code)
+    read = _first_present(o.fields, ("summation", "current_summation_delivered",
+                                     "summation_dm3"))
+    step.expect("the GPF's mirrored summation", read == (lab.gpf.mirror or {}).get("summation"),
+                "read %s" % read)
+    step.expect("A: refused by the DCC with E4", refused.response_code == "E4",
+                refused.response_code)
+    step.show("gas summation", "%s dm3" % read)
+    steps.append(step)
+
+    title = "Gas: B tops up the GSME (SRV 2.2, CS01b at its next wake)"
+    step = Step(title)
+    first = len(lab.hops)
+    before = lab.gsme.credit
+    o = await lab.run("B", lambda h: h.top_up(GSME_EUI, DEMO_TOP_UP_B), title, "2.2", GSME_EUI)
+    lab.wake_gsme()
+    late = lab.collect_responses("B")
+    step.outcome = Outcome("2.2", GSME_EUI, o.result, lab.hops[first:])
+    step.expect("queued at the GPF (E21), answered at the wake (I0)",
+                o.response_code == "E21"
+                and [(r.response_code, ok) for r, ok in late] == [("I0", True)],
+                "%s, then %s" % (o.response_code, [r.response_code for r, _ in late]))
+    rise = DEMO_TOP_UP_B * gsme.VALUE_PER_PENNY
+    step.expect("the GSME's credit rose by %d p" % DEMO_TOP_UP_B,
+                lab.gsme.credit - before == rise,
+                "%d -> %d" % (before, lab.gsme.credit))
+    step.show("UTRN", o.fields.get("utrn"))
+    step.show("GSME credit", "%d p" % (lab.gsme.credit // gsme.VALUE_PER_PENNY))
     steps.append(step)
     return steps
 

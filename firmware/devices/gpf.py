@@ -40,6 +40,20 @@ what it sends verifies at the DCC against the GSME's certificate. It has its own
 records; alert counters are kept rising across the two by exchanging them with each
 mirror update (`receive_mirror` returns the GPF's, `Gsme.mirror_ack` adopts it).
 
+Change of supplier (CS02b, e.g. SRV 6.23 by the Transitional CoS party). The GPF answers
+with the GSME's identity and trust anchors, so it must come to obey whom the GSME obeys.
+It queues a CS02b like any command, and applies the same CS02b to its own anchor store
+only when the GSME's response to it passes through it (`_settle`): an immediate outcome
+is applied at once (same command, same anchors before: the same replacements succeed);
+a future-dated one is stored as the GSME stores it, and run when the GSME's
+FUTURE_DATED_UPDATE_SECURITY_CREDENTIALS_ALERT (its pending one ran) passes through. Why
+not when it accepts and queues it: until the GSME has run it, the GSME still obeys the old
+supplier. Applied at queue time, a command the GSME never receives (dropped after
+`max_offers`) or refuses would leave the GPF obeying the new supplier and answering it
+with the GSME's identity, while the GSME refuses that supplier's commands the GPF queued;
+following the GSME's own answer keeps the two on the same anchors. A GSME answer with
+no outcome the GPF can read changes nothing here.
+
 Unconfirmed, configurable: the queue bound (default 8) and ALERT_QUEUE_FULL (0x8F84,
 the hub's "failure to deliver remote party message" alert; GBCS's code for a full GPF
 queue could not be confirmed from a public source). A command dropped after `max_offers`
@@ -53,7 +67,9 @@ message) go to `alert_sink(bytes)`, or when that is None to the outbox (`take_up
 import binascii
 
 from firmware.devices import gsme as G
-from firmware.gbcs.device_security import GbcsRefusal
+from firmware.gbcs import codes
+from firmware.gbcs import credentials as cs02
+from firmware.gbcs.device_security import GbcsRefusal, eui_text
 from firmware.gbcs.envelope import CRA_ALERT, CRA_RESPONSE, parse
 from firmware.han import tunnel
 from firmware.zcl import frame as Z
@@ -188,6 +204,40 @@ class GasProxyFunction(G.GbzPort):
                 and response.originator_counter == command.originator_counter):
             self.queue.pop(0)
             self.offers = 0
+            if (command.message_code in codes.CS02B_CODES
+                    and response.message_code == command.message_code):
+                self._follow_credentials(command, response)
+
+    def _follow_credentials(self, command, response):
+        """The GSME ran this CS02b (its response carries the outcome): the GPF applies
+        the same command to its own anchors (module docstring, "Change of supplier")."""
+        try:
+            cs02.parse_response(response.payload)
+        except Exception:
+            return                          # not an outcome: the GSME changed nothing
+        security = self.security
+        key = eui_text(command.originator)
+        last = security.last_counter(command.originator)
+        # update_credentials applies the command last accepted from its originator; a
+        # later one from the same party may have been queued since this one was
+        security.counters[key] = command.originator_counter
+        try:
+            security.update_credentials(command)
+        except GbcsRefusal:
+            pass
+        if key in security.counters and security.counters[key] < last:
+            security.counters[key] = last
+
+    def _follow_future_dated(self, alert):
+        """The GSME's future-dated CS02b ran: so does the one the GPF stored with it."""
+        if alert.message_code != codes.FUTURE_DATED_UPDATE_SECURITY_CREDENTIALS_ALERT:
+            return
+        if self.security.pending_credentials is None:
+            return
+        try:
+            self.security.execute_pending_credentials()
+        except GbcsRefusal:
+            pass
 
     def _forward(self, payload):
         try:
@@ -198,6 +248,7 @@ class GasProxyFunction(G.GbzPort):
             return                          # the tunnel is the GSME's: nobody else speaks
         if message.cra_flag == CRA_ALERT:
             self._adopt_alert_counter(message.originator_counter)
+            self._follow_future_dated(message)
         elif message.cra_flag == CRA_RESPONSE:
             self._settle(message)
         if self.upstream is not None:

@@ -10,8 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from emulator.cli import main
-from emulator.lab import (ESME_EUI, GSME_EUI, HUB_EUI, SUPPLIER_EUIS, TRANSCOS_EUI, Lab,
-                          demo_sequence)
+from emulator.lab import (DEMO_TOP_UP_B, ESME_EUI, GSME_EUI, HUB_EUI, SUPPLIER_EUIS,
+                          TRANSCOS_EUI, Lab, demo_sequence)
+from firmware.devices.gsme import VALUE_PER_PENNY
+from firmware.gbcs import codes
 from firmware.cosem.disconnect import CONNECTED
 from firmware.gbcs import envelope
 
@@ -35,7 +37,7 @@ def test_every_step_passes(demo):
     failed = [(s.title, s.expectations) for s in steps if not s.ok]
     assert not failed
     assert not [s.title for s in steps if s.skipped]
-    assert len(steps) == 10
+    assert len(steps) == 14
 
 
 def test_values_come_from_the_devices(demo):
@@ -48,7 +50,11 @@ def test_values_come_from_the_devices(demo):
     assert all(b - a == 1800 for (a, _), (b, _) in zip(profile, profile[1:]))
     top_up = _step(steps, "Top up").outcome.fields
     assert len(top_up["utrn"]) == 20 and top_up["ok"]
-    assert lab.esme.gbcs_objects.credits[0].amount == 1000
+    # A's £10, then B's first top-up after the change of supplier
+    b_top_up = _step(steps, "B's first UTRN top-up").outcome.fields
+    assert b_top_up["ok"] and b_top_up["utrn"] != top_up["utrn"]
+    assert lab.esme.gbcs_objects.credits[0].amount == 1000 + DEMO_TOP_UP_B
+    assert len(lab.esme.gbcs_objects.token_gateway.record.accepted) == 2
     assert lab.esme.supply_state == CONNECTED
 
 
@@ -140,7 +146,10 @@ def test_the_gas_meter_sleeps_through_a_read_the_gpf_answers(demo):
     assert step.ok and not lab.gsme.awake
     names = [h.name for h in step.outcome.hops]
     assert names == ["A head-end → DCC", "DCC → hub", "hub (GPF) → DCC", "DCC → A head-end"]
-    assert not [h for h in lab.hops if h.layer == "han" and "GSME" in h.name]   # radio off
+    # radio off until the demo lets the GSME wake (for its change of supplier)
+    woken = _step(steps, "Gas: change of supplier").outcome.hops[0].index
+    assert not [h for h in lab.hops[:woken] if h.layer == "han" and "GSME" in h.name]
+    assert [h for h in lab.hops[woken:] if h.layer == "han" and "GSME" in h.name]
     assert envelope.parse(step.outcome.hops[-2].gbcs).originator == GSME_EUI
 
 
@@ -189,3 +198,31 @@ def test_change_of_supplier_moves_the_esme_to_b_and_a_is_refused(demo):
     assert refused.response_code == "E4"
     assert _step(steps, "The new supplier B").outcome.fields["import_wh"] == \
         lab.esme.import_register.value[1]
+
+
+def test_the_demo_moves_the_gas_meter_to_b_through_the_gpf_and_its_wake(demo):
+    """The GSME's 6.23: queued at the GPF (E21 at once), run at the wake, the GSME's late
+    answer completes the change at the DCC and reaches B; then the GPF answers B and the
+    DCC refuses A; B's CS01b credits the GSME at its next wake."""
+    lab, steps = demo
+    supplier_b = SUPPLIER_EUIS["B"]
+    cos = _step(steps, "Gas: change of supplier")
+    assert cos.ok and cos.outcome.response_code == "E21"
+    names = [h.name for h in cos.outcome.hops]
+    assert names[:3] == ["B head-end → DCC", "DCC → hub", "DCC → B head-end"]
+    assert "hub → GSME" in names and names[-2:] == ["hub → DCC", "DCC → B head-end"]
+    late = cos.outcome.hops[-1]
+    assert {"check": "response code", "result": "I0", "detail": "late answer"} in late.checks
+    answer = envelope.parse(late.gbcs)
+    assert answer.originator == GSME_EUI and answer.recipient == TRANSCOS_EUI
+    assert lab.routing.get(GSME_EUI).supplier == supplier_b
+    for security in (lab.gsme_security, lab.gpf.security):
+        assert security.anchors.get(codes.ROLE_SUPPLIER).eui == supplier_b
+    read = _step(steps, "Gas: B reads")
+    assert read.ok and [h.name for h in read.outcome.hops][:4] == [
+        "B head-end → DCC", "DCC → hub", "hub (GPF) → DCC", "DCC → B head-end"]
+    assert read.outcome.hops[-1].checks[1]["result"] == "E4"          # A, at the DCC
+    top_up = _step(steps, "Gas: B tops up")
+    assert top_up.ok
+    assert lab.gsme.credit == DEMO_TOP_UP_B * VALUE_PER_PENNY          # nothing before
+    assert not lab.gpf.queue
