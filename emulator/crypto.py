@@ -1,9 +1,9 @@
 """The host implementation of the device core's injected crypto, on `cryptography`.
 
 Implements the interface documented in `firmware/gbcs/security.py`: ECDSA P-256 with raw
-r||s signatures, static-static ECDH, SHA-256 and AES-128-GCM. Also reads an SMKI keystore
-folder in the RTDS layout (`<eui>-{ds,ka}.pem` certificates, `<eui>-{ds,ka}.key`
-private keys, `-pp-ka` for a supplier's prepayment key-agreement pair).
+r||s signatures (RFC 6979 nonces), static-static ECDH, SHA-256 and AES-128-GCM. Also reads
+an SMKI keystore folder in the RTDS layout (`<eui>-{ds,ka}.pem` certificates,
+`<eui>-{ds,ka}.key` private keys, `-pp-ka` for a supplier's prepayment key-agreement pair).
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography import x509
 
 CURVE = ec.SECP256R1()
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())       # immutable: one for every call
+# RFC 6979 nonces: the same key and message give the same signature, so a lab run from a
+# seed gives the same bytes every time (ARCHITECTURE.md principle 7), and the same bytes as
+# BoardCrypto on a dev board. Verification does not depend on how the nonce was chosen.
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)   # one for every call
 SHARED_SECRET_CACHE = 4096
 MESSAGE_KEY_CACHE = 64
 

@@ -11,8 +11,8 @@ Profiles follow what the RTDS 4.5.0 certificates carry (SMKI Certificate Policy 
   9999-12-31 23:59:59; issuer CN=<device CA>.
 - Suppliers hold a separate prepayment KA pair (`-pp-ka`).
 
-Private keys are derived from a seed, so the same seed gives the same key pairs (the
-certificates' ECDSA signatures are randomised and differ run to run).
+Private keys are derived from a seed, and certificates are signed with RFC 6979 nonces, so
+the same seed gives the same key pairs and the same certificates, byte for byte.
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ class TestSmki:
                                                 False, False), critical=True)
                    .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                                   critical=False))
-        return Credential(key, builder.sign(issuer_key, hashes.SHA256()))
+        return Credential(key, builder.sign(issuer_key, hashes.SHA256(),
+                                            ecdsa_deterministic=True))
 
     def _serial(self, label: str) -> int:
         return int.from_bytes(hashlib.sha256(f"{self.seed} serial {label}".encode()).digest()[:16],
@@ -155,7 +156,8 @@ class TestSmki:
                        issuer.private_key.public_key()), critical=False))
         for extension, critical in extra_extensions:
             builder = builder.add_extension(extension, critical=critical)
-        return Credential(key, builder.sign(issuer.private_key, hashes.SHA256()))
+        return Credential(key, builder.sign(issuer.private_key, hashes.SHA256(),
+                                            ecdsa_deterministic=True))
 
     # -- issuing ----------------------------------------------------------------
     def organisation(self, eui: bytes, role: int, name: str) -> dict[str, Credential]:

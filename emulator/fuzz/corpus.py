@@ -435,12 +435,11 @@ def _esme_gbcs_seeds():
     A where critical, MAC'd by the ACB), and RTDS commands (other devices' keys)."""
     from emulator.lab import ACB_EUI, ESME_EUI, SUPPLIER_EUIS, Lab
     from emulator.usecases import USE_CASE_BUILDERS, BuildContext
-    from firmware.crypto.board import BoardCrypto, PrivateKey
     from firmware.gbcs import envelope, security
     lab = Lab(seed=0, wan="direct", record=False)
     supplier = SUPPLIER_EUIS["A"]
     device = lab.pki.devices[ESME_EUI]
-    signer = lab.pki.organisations[supplier]["ds"].private_key.private_numbers().private_value
+    signer = lab.pki.organisations[supplier]["ds"].private_key
     shared = lab.crypto.ecdh(lab.pki.organisations[ACB_EUI]["ka"].private_key,
                              device["ka"].public_xy)
     out = []
@@ -456,7 +455,7 @@ def _esme_gbcs_seeds():
         message = envelope.GbcsMessage(envelope.CRA_COMMAND, 1000 + counter, supplier,
                                        ESME_EUI, builder.message_code, payload)
         if builder.critical:       # RFC 6979 signatures, so the seeds are reproducible
-            security.sign(BoardCrypto(), PrivateKey(signer), message)
+            security.sign(lab.crypto, signer, message)
         security.protect_mac(lab.crypto, shared, message)
         out.append(message.encode())
     commands = [raw for name, raw in _rtds_messages() if name.endswith("_COMMAND_GBCS.HEX")]

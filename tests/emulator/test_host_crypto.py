@@ -1,4 +1,5 @@
-"""HostCrypto's ECDH cache must never hand one key pair's secret to another."""
+"""HostCrypto: its ECDH cache never hands one key pair's secret to another; its signatures
+are RFC 6979's."""
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -21,3 +22,17 @@ def test_ecdh_is_symmetric_and_cached():
     first = crypto.ecdh(a, public_xy(b.public_key()))
     assert crypto.ecdh(b, public_xy(a.public_key())) == first
     assert crypto.ecdh(a, public_xy(b.public_key())) == first
+
+
+def test_signatures_are_rfc6979_the_same_bytes_every_time_and_as_the_board_makes_them():
+    from firmware.crypto.board import BoardCrypto, PrivateKey
+
+    crypto = HostCrypto()
+    key = ec.derive_private_key(0xC0FFEE, ec.SECP256R1())
+    data = b"the signed part of a GBCS command"
+    first = crypto.ecdsa_sign(key, data)
+    assert crypto.ecdsa_sign(key, data) == first                 # deterministic
+    assert crypto.ecdsa_sign(key, data + b".") != first          # and per message
+    board_key = PrivateKey(key.private_numbers().private_value)
+    assert BoardCrypto().ecdsa_sign(board_key, data) == first    # the dev board's bytes
+    assert crypto.ecdsa_verify(public_xy(key.public_key()), data, first)
