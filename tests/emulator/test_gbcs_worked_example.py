@@ -1,8 +1,9 @@
 """GBCS clause 18.4 worked example (ECS04b Reset Meter Balance), rebuilt from its inputs.
 
 Inputs from tests/vectors/gbcs/README.md (the example as reproduced in the public-domain
-HenryGiraldo/gbcs). The example was signed with a random nonce (ours are RFC 6979), so its own signature is an
-input to the MAC rebuild, and a fresh signature is checked by verification.
+HenryGiraldo/gbcs). The example was signed with a random nonce (ours are RFC 6979), so its
+own signature is an input to the MAC rebuild, and a fresh signature is checked by
+verification.
 """
 
 from cryptography.hazmat.primitives.asymmetric import ec
