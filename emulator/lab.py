@@ -7,6 +7,8 @@ hub (with its GPF), the virtual HAN, an ESME and a sleeping GSME, all issued fro
         outcome.ok, outcome.response_code, outcome.fields, outcome.hops
         lab.hops                       # every hop of every request, in order
         lab.snapshot()                 # device state: registers, counters, supply, credit
+        lab.wake_gsme()                # the GSME's next wake; what it sends up reaches the DCC
+        lab.collect_responses("B")     # late answers (a GSME command that got E21), via DCC
         lab.export_keystore(folder)    # the test PKI in the RTDS keystore layout
 
 Every hop is recorded (`Hop`): its name, direction, bytes, and what was verified there

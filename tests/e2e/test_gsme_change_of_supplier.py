@@ -299,3 +299,18 @@ def test_loss_on_the_gsme_link_ends_in_the_undelivered_alert(lab):
     assert undelivered_alerts(lab, "A") == [
         (gpf_module.ALERT_UNDELIVERED, True, GSME_EUI, SUPPLIER_A)]
     assert lab.collect_responses("A") == []
+
+
+def test_a_late_answer_that_comes_up_beside_another_commands_answer_completes_too(lab):
+    """The GSME's wake falls due while the hub carries another request (A reads the ESME):
+    its answer to the CS02b comes up with that request's answer, and the DCC still takes
+    it as the late answer it awaits."""
+    request_change(lab)
+    lab.now = lab.gsme.next_wake - 1                  # lab.run adds the request's second
+    wakes = lab.gsme.wakes
+    read = run(lab.request("A", "4.1.1", ESME_EUI))
+    assert read.ok and lab.gsme.wakes == wakes + 1
+    assert lab.routing.get(GSME_EUI).supplier == SUPPLIER_B
+    assert supplier_anchor(lab.gpf.security) == SUPPLIER_B
+    [(response, verified)] = lab.collect_responses("B")
+    assert verified and response.response_code == "I0"
