@@ -427,6 +427,11 @@ class Lab:
             self.dcc.receive_upstream(answer)
         return up + gpf_alerts
 
+    def wakes_gsme_here(self):
+        """Whether `wake_gsme` runs the GSME's wake: the hub's HAN is this lab's virtual
+        HAN (a ZigBee premise takes it over, and wakes the GSME over its own radio)."""
+        return self.hub.han_send == self.han.send
+
     def collect_responses(self, name):
         """The DCC's late answers for head-end `name` (DUIS ResponseMessages carrying the
         device's answer to a request that got E21), each checked as the head-end checks
@@ -797,6 +802,9 @@ async def _gas_change_of_supplier(lab, old, new):
     change at the DCC, which sends it to B; the GPF follows the GSME's new anchors."""
     title = "Gas: change of supplier to B (SRV 6.23, CS02b waits at the GPF for the wake)"
     missing = _missing_builder("CS02bSupplierByTransCoS") or _missing_builder("GCS13a")
+    if not missing and not lab.wakes_gsme_here():
+        missing = ("the hub's HAN is not the lab's virtual HAN (a ZigBee premise): the "
+                   "GSME's wake is not the lab's to run")
     if missing:
         return [Step(title, skipped=missing)]
     lab.routing.register_change_of_supplier(GSME_EUI, new)

@@ -314,3 +314,15 @@ def test_a_late_answer_that_comes_up_beside_another_commands_answer_completes_to
     assert supplier_anchor(lab.gpf.security) == SUPPLIER_B
     [(response, verified)] = lab.collect_responses("B")
     assert verified and response.response_code == "I0"
+
+
+def test_the_demo_leaves_the_gsme_change_to_a_premise_that_wakes_the_gsme(lab):
+    """On a ZigBee premise the hub's HAN is not the lab's virtual HAN: the demo skips the
+    gas change of supplier (it cannot run the GSME's wake) and changes nothing."""
+    from emulator.lab import _gas_change_of_supplier
+    assert lab.wakes_gsme_here()
+    lab.hub.han_send = lambda eui, data: None          # as ZigbeePremise takes it over
+    assert not lab.wakes_gsme_here()
+    [step] = run(_gas_change_of_supplier(lab, SUPPLIER_A, SUPPLIER_B))
+    assert step.skipped and "virtual HAN" in step.skipped
+    assert lab.routing.get(GSME_EUI).incoming_supplier is None and not lab.gpf.queue
