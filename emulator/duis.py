@@ -964,11 +964,16 @@ def _c14n_start(element, out, in_scope, names, namespace, prefix, name):
     return in_scope
 
 
+_C14N_ESCAPED = re.compile("[&<>\r]")    # what canonical XML text escapes
+
+
 def _c14n_text(text):
     escaped = _C14N_TEXTS.get(text)
     if escaped is None:
-        escaped = (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                   .replace("\r", "&#xD;"))
+        escaped = text              # RequestIDs, payloads: most text has nothing to escape
+        if _C14N_ESCAPED.search(text) is not None:
+            escaped = (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                       .replace("\r", "&#xD;"))
         if len(text) <= 32 and len(_C14N_TEXTS) < 4096:   # indentation, short values
             _C14N_TEXTS[text] = escaped
     return escaped
