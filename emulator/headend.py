@@ -6,6 +6,7 @@
     result = await head_end.read_registers(eui)        # Result: ok, fields, checks
     result = await head_end.disable_supply(eui)        # critical: transform, sign, send
     alerts = await head_end.collect_alerts()
+    results = await head_end.collect_responses()      # late answers to requests that got E21
 
 Services: read_registers (4.1.1), read_profile (4.8.1), read_daily_log (4.6.1),
 read_supply_status (7.4), enable/disable/arm_supply (7.1/7.2/7.3), set_clock (6.11),
@@ -15,7 +16,8 @@ for any SRV in `duis.SERVICE_REQUESTS`.
 
 `credentials` are the supplier's SMKI organisation credentials (TestSmki.organisation():
 "ds", "ka" and "pp-ka" key pairs with certificates); `dcc` is anything with
-`async handle(xml) -> xml` and `take_alerts(eui) -> [xml]` (emulator.dcc.Dcc in process).
+`async handle(xml) -> xml`, `take_alerts(eui) -> [xml]` and `take_responses(eui) -> [xml]`
+(emulator.dcc.Dcc in process).
 
 Every request is signed XML (the head-end's DS key, `emulator.duis.XmlSigner`). Critical
 use cases go in two steps: command variant 4 returns the pre-command, which the head-end
@@ -29,6 +31,16 @@ signature, a non-critical one the MAC agreed between the head-end's KA key and t
 device's (a response addressed to a DCC party - the TransCoS, the ACB - is MAC'd for
 them, so its MAC is the DCC's to check, and the check says so); then the use case's reader
 decodes it (decrypting encrypted fields with the head-end's KA key).
+
+Late answers: a request the DCC answered E21 (no answer in time: a GSME's command waits at
+the GPF for the GSME's next wake) is remembered by its RequestID with its SRV, use case and
+device (the newest `AWAITED_KEPT`). `collect_responses` takes the DCC's late answers
+(`take_responses`, dcc.py step 10) and makes each a `Result` checked exactly as an
+immediate one: the DCC's XML signature; the response answers a request this head-end sent
+and still awaits (same RequestID and SRV); the device's signature or MAC; the use case's
+reader. A late answer that passes every check settles its request, so a second copy of it
+is reported with a failed check; one that fails a check is not trusted and leaves the
+request awaited (a forgery does not use up the genuine answer).
 
 Counters: one strictly rising counter for requests, and one for top-ups whose low 32 bits
 are zero (GBCS 14: the UTRN carries bits 41..32), as the device and the DCC keep them apart.
@@ -44,7 +56,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from emulator import duis
 from emulator.crypto import HostCrypto
-from emulator.dcc import alert_code, use_case_params
+from emulator.dcc import PUBLIC_CODES, alert_code, use_case_params
 from emulator.duis import DuisRequest, DuisResponse, RequestId, XmlSigner
 from emulator.smki import organisation_role
 from emulator.usecases import USE_CASE_BUILDERS, BuildContext, UseCaseError
@@ -54,6 +66,9 @@ from firmware.gbcs.envelope import CRA_ALERT, CRA_COMMAND, CRA_RESPONSE, GbcsErr
 
 TOP_UP_STEP = 1 << 32
 UTRN_REACH = 511         # how far above a meter's newest UTRN counter its 10 bits still reach
+AWAITED_KEPT = 1024      # requests that got E21 and may still be answered; the oldest go first
+NO_RESPONSE = PUBLIC_CODES["no_response"]       # E21
+TOP_UP_SRV = "2.2"
 _DER = Encoding.DER
 
 
@@ -82,6 +97,7 @@ class Result:
         self.gbcs = None                # the device's GBCS response (parsed)
         self.fields = {}
         self.checks = []                # (hop, what, passed)
+        self.late = False               # a late answer (collect_responses), not request's own
 
     @property
     def code(self):
@@ -143,6 +159,7 @@ class HeadEnd:
         self.signer = XmlSigner(credentials["ds"].private_key, credentials["ds"].certificate)
         self.role = organisation_role(credentials["ds"].certificate)
         self.devices = {}
+        self._awaited = {}              # RequestId -> (SRV variant, use case, device EUI)
 
     def add_device(self, eui, device_type, ds_public, ka_public):
         self.devices[bytes(eui)] = DeviceKeys(eui, device_type, ds_public, ka_public)
@@ -291,7 +308,16 @@ class HeadEnd:
             response = await self._exchange(request, result)
         if response is not None and response.gbcs_payload is not None:
             self._read_answer(result, response.gbcs_payload, keys, use_case)
+        elif result.code == NO_RESPONSE and all(passed for _, _, passed in result.checks):
+            self._await_answer(request_id, srv.variant, use_case, keys.eui)
         return result
+
+    async def collect_responses(self):
+        """The DCC's late answers for this head-end (requests that got E21), each a
+        `Result` checked as `request` checks an immediate answer, against the request it
+        answers (see the module docstring). Each comes from the DCC once."""
+        take = getattr(self.dcc, "take_responses", None)
+        return [self._late_answer(xml) for xml in (take(self.eui) if take else [])]
 
     async def collect_alerts(self):
         """The DCC's queued alerts for this head-end, each verified (DCC XML signature,
@@ -321,6 +347,16 @@ class HeadEnd:
     # -- the steps -----------------------------------------------------------------------
     async def _exchange(self, request, result):
         xml = await self._handle(request.to_xml(self.signer))
+        response = self._dcc_response(xml, result)
+        if response is None:
+            return None
+        result.check("DCC", "response answers this request",
+                     response.request_id == request.request_id)
+        return response if response.response_code == duis.I0_SUCCESS else None
+
+    def _dcc_response(self, xml, result):
+        """The DUIS response in `xml` if the DCC signed it (kept in `result.response`),
+        else None; the check goes in `result`."""
         try:
             response = DuisResponse.from_xml(xml)
             duis.verify_with_certificate(response, self.dcc_certificate)
@@ -329,9 +365,39 @@ class HeadEnd:
             return None
         result.check("DCC", "DUIS response signed by the DCC", True)
         result.response = response
-        result.check("DCC", "response answers this request",
-                     response.request_id == request.request_id)
-        return response if response.response_code == duis.I0_SUCCESS else None
+        return response
+
+    def _await_answer(self, request_id, srv_variant, use_case, device):
+        self._awaited.pop(request_id, None)
+        self._awaited[request_id] = (srv_variant, use_case, device)
+        while len(self._awaited) > AWAITED_KEPT:
+            del self._awaited[next(iter(self._awaited))]
+
+    def _late_answer(self, xml):
+        result = Result(None, None, None)
+        result.late = True
+        response = self._dcc_response(xml, result)
+        if response is None:
+            return result
+        result.srv, result.request_id = response.service_reference_variant, response.request_id
+        awaited = self._awaited.get(response.request_id)
+        answers = awaited is not None and awaited[0] == response.service_reference_variant
+        result.check("DCC", "response answers this request" + (
+            "" if answers else " (none of ours awaits %s)" % response.request_id), answers)
+        if not answers:
+            return result
+        srv_variant, result.use_case, device = awaited
+        if response.response_code == duis.I0_SUCCESS:
+            if result.check("device", "the device's answer is in the response",
+                            response.gbcs_payload is not None):
+                self._read_answer(result, response.gbcs_payload, self._device(device),
+                                  result.use_case)
+        if all(passed for _, _, passed in result.checks):     # settled: once only
+            del self._awaited[response.request_id]
+            if srv_variant == TOP_UP_SRV and result.ok:        # as top_up does at once
+                self.utrn_credited[device] = max(self.utrn_credited.get(device, 0),
+                                                 response.request_id.counter >> 32)
+        return result
 
     async def _handle(self, xml):
         handle = getattr(self.dcc, "handle", None) or self.dcc

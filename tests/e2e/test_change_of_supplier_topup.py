@@ -1,6 +1,6 @@
 """Prepayment after a change of supplier (SRV 6.23, CS02b by the Transitional CoS party):
 the new supplier B's UTRN top-ups (SRV 2.2: CS01a on the ESME through the Token Gateway;
-CS01b on the GSME, handed to it past the GPF: see that test) are credited, and the
+CS01b on the GSME, put in the GPF's queue past the DCC: see that test) are credited, and the
 anti-replay record still refuses a replayed UTRN, a UTRN at a counter the old supplier A
 already used, and A's UTRNs.
 
@@ -154,11 +154,13 @@ def gsme_top_up(lab, supplier, token, counter):
 
 
 def test_new_supplier_tops_up_the_gsme_after_change_of_supplier(lab):
-    """CS01b on the GSME. The lab carries a GSME's change of supplier only as far as the
-    GSME: the GSME takes B's anchors on its next wake, but the GPF (its own trust anchors,
-    firmware/devices/gpf.py) keeps A's and refuses B's commands, and the DCC does not
-    complete the change from the GSME's late answer. So B's top-up is built as the DCC
-    would build it and handed to the GSME at its wake, past the GPF."""
+    """CS01b on the GSME, across its change of supplier: A's top-up (E21, credited at the
+    wake) leaves A's UTRN counter in the GSME's record; B's 6.23 runs at the next wake. B's
+    UTRNs are built as the DCC builds them (the ACB's MAC) and put straight into the GPF's
+    queue, so what is tested is the GSME's anti-replay record, not the path through the
+    DCC (B's top-up through the DCC and the GPF: tests/e2e/test_gsme_change_of_supplier.py):
+    B's UTRN at a time-based counter above A's is credited; the same UTRN again, and B's
+    UTRN at the counter A used, are refused and change nothing."""
     gsme = lab.gsme
     credit = gsme.credit
     assert top_up(lab, "A", 500, GSME_EUI).response_code == "E21"      # queued at the GPF

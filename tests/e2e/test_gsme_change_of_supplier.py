@@ -50,6 +50,11 @@ def command(lab, use_case, originator, recipient, params=None):
     return message.encode()
 
 
+def collect(lab, supplier):
+    """The supplier head-end's late answers (Results), fetched through the lab."""
+    return run(lab.collect_responses(supplier))
+
+
 def request_change(lab, device=GSME_EUI):
     lab.routing.register_change_of_supplier(device, SUPPLIER_B)
     return run(lab.run("B", lambda h: h.change_of_supplier(device), "6.23"))
@@ -81,7 +86,7 @@ def test_srv_6_23_for_the_gsme_end_to_end(lab):
     assert cs02b.originator == TRANSCOS_EUI and cs02b.signature is not None
     assert supplier_anchor(lab.gsme_security) == supplier_anchor(lab.gpf.security) == SUPPLIER_A
     assert lab.routing.get(GSME_EUI).supplier == SUPPLIER_A
-    assert lab.collect_responses("B") == []
+    assert collect(lab, "B") == []
     assert run(lab.request("B", "4.1.1", GSME_EUI)).response_code == "E4"   # not yet B's
 
     wakes = gsme.wakes
@@ -101,11 +106,14 @@ def test_srv_6_23_for_the_gsme_end_to_end(lab):
     assert lab.routing.get(GSME_EUI).supplier == SUPPLIER_B
     assert lab.routing.get(GSME_EUI).incoming_supplier is None
     assert lab.routing.get(ESME_EUI).supplier == SUPPLIER_A          # only the GSME moved
-    [(response, verified)] = lab.collect_responses("B")
-    assert verified and response.response_code == "I0"
-    assert response.request_id == outcome_request_id(lab)
-    assert response.gbcs_payload == raw
-    assert lab.collect_responses("B") == []                              # delivered once
+    [late] = collect(lab, "B")
+    assert late.ok and late.code == "I0", late.checks
+    assert late.response.request_id == late.request_id == outcome_request_id(lab)
+    assert late.srv == "6.23" and late.use_case == "CS02bSupplierByTransCoS"
+    assert late.response.gbcs_payload == raw
+    assert ("device", "device signature verifies", True) in late.checks
+    assert late.fields["ok"] is True and len(late.fields["outcomes"]) == len(outcome.outcomes)
+    assert collect(lab, "B") == []                              # delivered once
     assert [e.kind for e in lab.dcc.events if e.kind == "cos"] == ["cos"]
 
     # B reads the gas registers: answered by the GPF at once, with B's key
@@ -129,9 +137,13 @@ def test_srv_6_23_for_the_gsme_end_to_end(lab):
     assert top_up.response_code == "E21" and len(lab.gpf.queue) == 1
     lab.wake_gsme()
     assert gsme.credit == credit + 700 * gsme_module.VALUE_PER_PENNY
-    [(response, verified)] = lab.collect_responses("B")
-    assert verified and response.response_code == "I0"
-    assert envelope.parse(response.gbcs_payload).message_code == codes.use_case("CS01b")[0]
+    [late] = collect(lab, "B")
+    assert late.ok and late.code == "I0", late.checks
+    assert envelope.parse(late.response.gbcs_payload).message_code == \
+        codes.use_case("CS01b")[0]
+    assert late.fields["top_up_value"] == 700 * gsme_module.VALUE_PER_PENNY
+    assert late.fields["result_type"] == 0
+    assert ("device", "device MAC verifies with our KA key", True) in late.checks
 
 
 def outcome_request_id(lab):
@@ -190,7 +202,7 @@ def test_the_gpf_follows_only_the_change_the_gsme_made(lab):
     assert not lab.gpf.queue
     assert supplier_anchor(lab.gsme_security) == supplier_anchor(lab.gpf.security) == SUPPLIER_A
     assert lab.routing.get(GSME_EUI).supplier == SUPPLIER_A
-    assert lab.collect_responses("B") == []
+    assert collect(lab, "B") == []
     # A still runs the gas meter through the GPF
     assert run(lab.request("A", "4.1.1", GSME_EUI)).ok
 
@@ -205,14 +217,14 @@ def test_a_forged_or_repeated_late_answer_changes_nothing_at_the_dcc(lab):
     lab.dcc.receive_upstream(bytes(forged))
     lab.dcc.receive_upstream(b"\x00not gbcs")
     assert lab.routing.get(GSME_EUI).supplier == SUPPLIER_A
-    assert lab.collect_responses("B") == []
+    assert collect(lab, "B") == []
     dropped = [e.detail["reason"] for e in lab.dcc.events if e.kind == "dropped"]
     assert "late answer: device signature does not verify" in dropped
     # the genuine answer still completes the change, once
     lab.dcc.receive_upstream(raw)
     lab.dcc.receive_upstream(raw)
     assert lab.routing.get(GSME_EUI).supplier == SUPPLIER_B
-    assert len(lab.collect_responses("B")) == 1
+    assert len(collect(lab, "B")) == 1
     assert [e.kind for e in lab.dcc.events].count("cos") == 1
 
 
@@ -285,7 +297,7 @@ def test_the_gpf_undelivered_alert_reaches_the_supplier(lab):
         (gpf_module.ALERT_UNDELIVERED, True, GSME_EUI, SUPPLIER_A)]
     assert [h.name for h in lab.hops if h.gbcs and alert_code(envelope.parse(h.gbcs))
             == gpf_module.ALERT_UNDELIVERED] == ["hub (GPF) → DCC"]
-    assert lab.collect_responses("A") == [] and undelivered_alerts(lab, "B") == []
+    assert collect(lab, "A") == [] and undelivered_alerts(lab, "B") == []
 
 
 def test_loss_on_the_gsme_link_ends_in_the_undelivered_alert(lab):
@@ -298,7 +310,7 @@ def test_loss_on_the_gsme_link_ends_in_the_undelivered_alert(lab):
     wake_until_dropped(lab)
     assert undelivered_alerts(lab, "A") == [
         (gpf_module.ALERT_UNDELIVERED, True, GSME_EUI, SUPPLIER_A)]
-    assert lab.collect_responses("A") == []
+    assert collect(lab, "A") == []
 
 
 def test_a_late_answer_that_comes_up_beside_another_commands_answer_completes_too(lab):
@@ -312,8 +324,8 @@ def test_a_late_answer_that_comes_up_beside_another_commands_answer_completes_to
     assert read.ok and lab.gsme.wakes == wakes + 1
     assert lab.routing.get(GSME_EUI).supplier == SUPPLIER_B
     assert supplier_anchor(lab.gpf.security) == SUPPLIER_B
-    [(response, verified)] = lab.collect_responses("B")
-    assert verified and response.response_code == "I0"
+    [late] = collect(lab, "B")
+    assert late.ok and late.code == "I0" and late.fields["ok"], late.checks
 
 
 def test_the_demo_leaves_the_gsme_change_to_a_premise_that_wakes_the_gsme(lab):
