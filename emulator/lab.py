@@ -228,14 +228,17 @@ class Lab:
 
     def anchors(self):
         """The trust anchors a device leaves the factory with at installation: the root,
-        supplier A (management and prepayment), the ACB and the Transitional CoS party."""
+        supplier A (management and prepayment), the network operator, the ACB and the
+        Transitional CoS party."""
         org = self.pki.organisations
         anchors = TrustAnchors()
         root = self.pki.root
         anchors.set(codes.ROLE_ROOT, codes.CELL_MANAGEMENT, bytes(8), ds_public=root.public_xy,
                     ds_key_id=_key_id(root.certificate))
         supplier = SUPPLIER_EUIS["A"]
-        for role, eui in ((codes.ROLE_SUPPLIER, supplier), (codes.ROLE_ACB, ACB_EUI),
+        for role, eui in ((codes.ROLE_SUPPLIER, supplier),
+                          (codes.ROLE_NETWORK_OPERATOR, NETWORK_OPERATOR_EUI),
+                          (codes.ROLE_ACB, ACB_EUI),
                           (codes.ROLE_TRANSITIONAL_COS, TRANSCOS_EUI)):
             anchors.set(role, codes.CELL_MANAGEMENT, eui, ds_public=org[eui]["ds"].public_xy,
                         ka_public=org[eui]["ka"].public_xy,
