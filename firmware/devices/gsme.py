@@ -569,13 +569,19 @@ class Gsme(GbzPort):
 
     def _handed_over(self, data, now):
         """A command the GPF handed over: the replies already sent when it is the one
-        last answered for its originator (offered again), else `receive_gbcs`'s."""
+        last answered for its originator (offered again), else `receive_gbcs`'s.
+
+        Only commands whose counter the GPF checked before queueing them are remembered:
+        the same bytes again can then only be the GPF offering it again. A top-up's
+        counter is its UTRN's, which the GPF cannot check, so a top-up seen again may be
+        a replay: the UTRN record decides, and refuses it with its alert (GBCS has no
+        other way to tell)."""
         data = bytes(data)
         for entry in self.answered:
             if entry[1] == data:          # same bytes: same originator, same counter
                 return list(entry[2])
         out, message = self._serve(data, now)
-        if message is not None:
+        if message is not None and message.message_code != codes.CS01B:
             self._remember(bytes(message.originator), data, out)
         return out
 

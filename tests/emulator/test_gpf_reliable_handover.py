@@ -170,7 +170,11 @@ def test_remaining_count_leaves_out_the_command_offered():
 
 # -- (2) the GSME's PUT is lost -------------------------------------------------------------
 
-def test_lost_put_answered_again_without_executing_twice():
+def test_lost_put_of_a_top_up_is_refused_as_used_when_offered_again_and_credited_once():
+    """A top-up's counter is its UTRN's, which the GPF cannot check, so the same top-up
+    again may be a replay: the GSME's UTRN record decides (GBCS has no other way to tell).
+    Offered again after its answer was lost, it is refused as used, with the duplicate-UTRN
+    alert; the credit went on once, and the refusal settles it at the GPF."""
     meter, proxy = _premise()
     top_up = _command("CS01b", 9 << 32, {"utrn": _mint(9, 2000)})
     assert proxy.receive_gbcs(top_up, NOW) == []
@@ -180,10 +184,10 @@ def test_lost_put_answered_again_without_executing_twice():
     assert proxy.queue == [top_up] and proxy.offers == 1     # unanswered as far as it knows
     record = meter.utrn_record.state()
     up, lost_again = _wake(meter, proxy, NOW + 2 * WAKE)
-    assert lost_again == [] and up == lost                   # the same reply, byte for byte
-    assert _kinds(up) == [("response", 9 << 32)]              # no duplicate-UTRN alert
+    assert lost_again == []
+    assert _kinds(up) == [("response", 9 << 32), ("alert", codes.ALERT_DUPLICATE_UTRN)]
     read = USE_CASE_BUILDERS["CS01b"].read_response(_verified(up[0]).payload, _ctx(9 << 32))
-    assert read["ok"] and read["top_up_value"] == 2000000
+    assert not read["ok"]
     assert meter.credit == credit + 2000000 and meter.utrn_record.state() == record
     assert proxy.queue == [] and proxy.offers == 0
 
@@ -208,14 +212,14 @@ def test_lost_put_mid_wake_is_answered_in_the_same_wake():
     """The GSME polls again at once when more is queued: the lost answer's command is
     offered again before the next one, and each is answered upstream once."""
     meter, proxy = _premise()
+    close = _command("GCS32", 2000)
     top_up = _command("CS01b", 9 << 32, {"utrn": _mint(9, 2000)})
-    close = _command("GCS32", 2001)
-    proxy.receive_gbcs(top_up, NOW)
     proxy.receive_gbcs(close, NOW)
+    proxy.receive_gbcs(top_up, NOW)
     credit = meter.credit
     up, lost = _wake(meter, proxy, NOW + WAKE, lose_up={0})
-    assert _kinds(up) == [("response", 9 << 32), ("response", 2001)]
-    assert up[0] == lost[0]
+    assert _kinds(up) == [("response", 2000), ("response", 9 << 32)]
+    assert up[0] == lost[0]                                  # the same reply, byte for byte
     assert meter.credit == credit + 2000000 and meter.valve == G.VALVE_CLOSED
     assert proxy.queue == [] and proxy.offers == 0
 

@@ -59,17 +59,28 @@ def test_lost_get_response_is_offered_again():
     assert meter.valve == G.VALVE_CLOSED and proxy.queue == [] and proxy.offers == 0
 
 
-def test_lost_put_is_answered_again_without_a_second_top_up():
+def test_lost_put_is_answered_again_without_moving_the_valve_twice():
+    meter, proxy = _lab()
+    close = T.command(codes.GCS32, 1000, T.change_supply_payload(0))
+    proxy.receive_gbcs(close, T.NOW)
+    up, lost = _wake(meter, proxy, T.NOW + 60, lose_up=True)
+    assert up == [] and len(lost) == 1 and meter.valve == G.VALVE_CLOSED
+    saved = json.loads(json.dumps(meter.state()))
+    meter.load_state(saved)                          # a battery change meanwhile
+    up, _ = _wake(meter, proxy, T.NOW + 1900)
+    assert up == lost and T.alert_codes(up) == []    # the same reply, byte for byte
+    assert meter.valve == G.VALVE_CLOSED and proxy.queue == []
+
+
+def test_a_top_up_offered_again_is_refused_as_used_and_credited_once():
     meter, proxy = _lab()
     top_up = T.command(codes.CS01B, 6 << 32, T.top_up_payload(T.mint(6, 1250)))
     proxy.receive_gbcs(top_up, T.NOW)
     credit = meter.credit
     up, lost = _wake(meter, proxy, T.NOW + 60, lose_up=True)
     assert up == [] and len(lost) == 1 and meter.credit == credit + 1250000
-    saved = json.loads(json.dumps(meter.state()))
-    meter.load_state(saved)                          # a battery change meanwhile
     up, _ = _wake(meter, proxy, T.NOW + 1900)
-    assert up == lost and T.alert_codes(up) == []
+    assert T.alert_codes(up) == [codes.ALERT_DUPLICATE_UTRN]
     assert meter.credit == credit + 1250000 and proxy.queue == []
 
 
