@@ -2,7 +2,8 @@
 command retrieval): the GPF keeps a handed-over command until the GSME's PUT answering
 it arrives and offers it again on the next GET, up to `max_offers` times, then drops it
 with alert 0x8F84 to its originator; the GSME answers a command offered again with the
-replies it already sent, without executing it twice.
+replies it already sent, without executing it twice (a top-up excepted: its UTRN record
+refuses it as used, as it would a replay).
 
 Frames are lost deterministically: `_wake` is `gpf.wake_exchange` with chosen frames
 dropped on the air, and `LossyGsmeNode` does the same on the lab's virtual HAN.
@@ -19,36 +20,27 @@ from emulator.smki import TestSmki
 from emulator.usecases import USE_CASE_BUILDERS, BuildContext
 from firmware.devices import gpf as F
 from firmware.devices import gsme as G
-from firmware.gbcs import codes, envelope, gbz, security, utrn
-from firmware.gbcs.anchors import TrustAnchors
+from firmware.gbcs import codes, envelope, gbz, security
 from firmware.gbcs.device_security import DeviceSecurity
 from firmware.han import tunnel
 from firmware.sim.clock import SteppedClock
+from tests.fuzz.parties import InstalledDevice
 
 CRYPTO = HostCrypto()
 SUPPLIER = bytes.fromhex("90B3D51F30010000")
 ACB = bytes.fromhex("90B3D51F30000002")
 GSME_EUI = bytes.fromhex("00DB1234567890A1")
-SMKI = TestSmki(seed=5)
-SUPPLIER_KEYS = SMKI.organisation(SUPPLIER, codes.ROLE_SUPPLIER, "supplier")
-ACB_KEYS = SMKI.organisation(ACB, codes.ROLE_ACB, "dcc")
-GSME_KEYS = SMKI.device(GSME_EUI)
+PARTIES = InstalledDevice(CRYPTO, TestSmki(seed=5), GSME_EUI, SUPPLIER, ACB)
+KEYS = PARTIES.org
+SUPPLIER_KEYS, ACB_KEYS, GSME_KEYS = KEYS[SUPPLIER], KEYS[ACB], PARTIES.device
 START = calendar.timegm((2026, 1, 10, 0, 0, 0))
 NOW = START + 3 * 86400
 WAKE = 1800
-KEYS = {SUPPLIER: SUPPLIER_KEYS, ACB: ACB_KEYS}
 
 
 def _security():
-    anchors = TrustAnchors()
-    anchors.set(codes.ROLE_SUPPLIER, codes.CELL_MANAGEMENT, SUPPLIER,
-                ds_public=SUPPLIER_KEYS["ds"].public_xy, ka_public=SUPPLIER_KEYS["ka"].public_xy)
-    anchors.set(codes.ROLE_SUPPLIER, codes.CELL_PREPAYMENT, SUPPLIER,
-                ka_public=SUPPLIER_KEYS["pp-ka"].public_xy)
-    anchors.set(codes.ROLE_ACB, codes.CELL_MANAGEMENT, ACB, ds_public=ACB_KEYS["ds"].public_xy,
-                ka_public=ACB_KEYS["ka"].public_xy)
     return DeviceSecurity(GSME_EUI, GSME_KEYS["ds"].private_key, GSME_KEYS["ka"].private_key,
-                          CRYPTO, anchors)
+                          CRYPTO, PARTIES.anchors())
 
 
 def _premise(**gpf_options):
@@ -78,9 +70,7 @@ def _command(name, counter, params=None, originator=SUPPLIER):
 
 
 def _mint(counter_hi, pence):
-    shared = CRYPTO.ecdh(SUPPLIER_KEYS["pp-ka"].private_key, GSME_KEYS["ka"].public_xy)
-    return utrn.mint(CRYPTO, shared, SUPPLIER, GSME_EUI, counter_hi << 32, utrn.CLASS_PENCE,
-                     pence)
+    return PARTIES.mint(counter_hi, pence)
 
 
 def _verified(raw, recipient=SUPPLIER):
