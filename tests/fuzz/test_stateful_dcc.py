@@ -230,12 +230,9 @@ class DccMachine(RuleBasedStateMachine):
         return None if user in responsible else "E4"
 
     def answer_codes(self, user, srv, target):
-        """What a request the DCC sends comes back with. The lab's devices hold no anchor
-        for the network operator (Lab.anchors): its own commands, and reads encrypted for
-        it, go unanswered (E21). The GPF queues the GSME's non-read commands for its next
-        wake: no answer now (E21)."""
-        if user == "N" and (target == ESME_EUI or srv == "4.1.1"):
-            return ("E21",)
+        """What a request the DCC sends comes back with. The GPF queues the GSME's
+        non-read commands for its next wake: no answer now (E21). (The lab's devices are
+        installed with the network operator's anchor, so what it may ask is answered.)"""
         if target == GSME_EUI and srv not in READS:
             return ("E21",)
         return (duis.I0_SUCCESS,)
