@@ -143,6 +143,13 @@ class CPythonRuntime:
         await self.stop()
 
 
+def _retrieved(task):
+    """Mark a finished exchange's outcome as seen: its caller may have been cancelled, and
+    the next command reports a failure that matters (the core gone, say) itself."""
+    if not task.cancelled():
+        task.exception()
+
+
 class MicroPythonRuntime:
     """The core inside the `micropython` binary, driven over stdin/stdout."""
 
@@ -325,7 +332,17 @@ class MicroPythonRuntime:
 
     async def _command(self, kind, conn, payload=b"", messages=None):
         """One request/response exchange: -> (DATA bytes, DONE payload); GBCS frames on
-        the way are appended to `messages`."""
+        the way are appended to `messages`.
+
+        The exchange runs to its end even when the caller is cancelled (Ctrl-C cancels
+        the serve loop's clock task wherever it is): cut short after a request is written,
+        or between a reply frame's header and its payload, it would leave the pipe out of
+        step for the next command. It keeps the lock until then, so the next one waits."""
+        exchange = asyncio.ensure_future(self._exchange(kind, conn, payload, messages))
+        exchange.add_done_callback(_retrieved)   # a cancelled caller no longer asks
+        return await asyncio.shield(exchange)
+
+    async def _exchange(self, kind, conn, payload, messages):
         async with self._lock:
             # checked under the lock: a command queued behind one that a kill ended
             # finds the process gone (stop() cleared it), not a None to write to

@@ -66,6 +66,29 @@ def test_connections_are_kept_apart_and_long_data_is_split_over_frames():
     run(scenario())
 
 
+def test_a_command_cancelled_at_any_point_leaves_the_pipe_in_step():
+    """Ctrl-C cancels the serve loop's clock task wherever it is, possibly between a reply
+    frame's header and its payload: the exchange still runs to its end, so the next
+    command reads its own reply (it used to read half a frame as a header, and wait out
+    the 30 s command timeout)."""
+    async def scenario():
+        runtime = await _loopback()
+        try:
+            await runtime.open(1, "hdlc")
+            big = bytes(range(256)) * 300                   # replies over several frames
+            for steps in range(40):
+                task = asyncio.ensure_future(runtime.receive(1, big))
+                for _ in range(steps):
+                    await asyncio.sleep(0)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                nonce = b"after %d" % steps
+                await asyncio.wait_for(runtime.ping(nonce), 5)
+        finally:
+            await runtime.stop()
+    run(scenario())
+
+
 def test_time_only_moves_forward():
     async def scenario():
         runtime = await _loopback()
