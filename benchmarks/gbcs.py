@@ -189,6 +189,12 @@ class GbcsPath:
 
     def __init__(self, lab):
         from emulator.lab import ACB_EUI, ESME_EUI, SUPPLIER_EUIS
+        from emulator.usecases import USE_CASE_BUILDERS, BuildContext
+        from firmware.gbcs import envelope, security
+
+        # imported once here, not on every request timed
+        self.builders, self.context = USE_CASE_BUILDERS, BuildContext
+        self.envelope, self.security = envelope, security
         self.lab = lab
         self.supplier = SUPPLIER_EUIS["A"]
         self.org = lab.pki.organisations[self.supplier]
@@ -201,13 +207,11 @@ class GbcsPath:
         self.head_end = lab.headends["A"]      # one counter per originator, as the ESME keeps
 
     def run(self, use_case):
-        from emulator.usecases import USE_CASE_BUILDERS, BuildContext
-        from firmware.gbcs import envelope, security
-
         lab, crypto = self.lab, self.lab.crypto
+        envelope, security = self.envelope, self.security
         counter = self.head_end.next_counter()
-        builder = USE_CASE_BUILDERS[use_case]
-        ctx = BuildContext(counter, self.supplier, self.esme, lab.now, crypto,
+        builder = self.builders[use_case]
+        ctx = self.context(counter, self.supplier, self.esme, lab.now, crypto,
                            self.org["ka"].private_key, self.device_ka)
         message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, self.supplier,
                                        self.esme, builder.message_code, builder.build({}, ctx))
