@@ -5,12 +5,19 @@
     python benchmarks/gbcs.py --profile   # and where the time goes (cProfile, top functions)
     python benchmarks/gbcs.py --json
 
-Two service requests, each the whole way (supplier head-end -> DCC -> hub -> virtual HAN ->
-ESME -> back, `emulator.lab.Lab` with the WAN called in process and no hop recording):
+Two service requests through the in-process lab (`emulator.lab.Lab`, the WAN called in
+process, no hop recording), each measured two ways: the GBCS path (the command as the DCC
+builds it -> hub -> virtual HAN -> ESME -> back, the answer verified and read as the
+head-end does) and the whole lab (supplier head-end -> DCC -> ... -> back, the signed DUIS
+XML documents included):
 - a non-critical read: SRV 4.1.1 (ECS17b, MAC'd both ways, the registers encrypted for the
-  supplier), target >= 2,000 requests/s;
+  supplier). The issue's target, >= 2,000 requests/s, is for a read protected by MAC only:
+  the GBCS path row. The whole-lab row carries four ECDSA operations besides (the user
+  signs the DUIS request, the DCC verifies it, signs its response, the head-end verifies
+  that), so it is shown beside its own crypto floor, not judged against 2,000;
 - a critical command: SRV 7.2 / 7.1 alternately (ECS43/ECS42: pre-command, the supplier's
-  signature, the ACB MAC; the ESME's signed response), target >= 50 % of its crypto floor.
+  signature, the ACB MAC; the ESME's signed response), target >= 50 % of its crypto floor,
+  on both rows.
 
 Beside them, shown and not judged: the same two requests with every DUIS document parsed
 from its bytes (`emulator.duis.RECALL` off: the lab otherwise reads a document this process
@@ -349,7 +356,9 @@ LABELS = {
     "tcp critical": "critical command, whole lab over the TCP WAN (%s, loss 0), 1 in flight"
                     % TCP_REGION,
 }
-TARGETS = ("lab read", "gbcs read", "lab critical", "gbcs critical")   # the rows
+TARGETS = ("gbcs read", "lab critical", "gbcs critical")   # the rows
+BESIDE = {"lab read": "not MAC only: the DUIS XML adds sign x2 verify x2; the issue's "
+                      ">= %d req/s is for the MAC-only read (GBCS path row)" % READ_TARGET}
 
 
 def rows(costs, results):
@@ -360,6 +369,14 @@ def rows(costs, results):
         if r is None:
             continue
         share = r["rate"] / r["floor_rate"]
+        if key in BESIDE:
+            out.append((label, "%.0f req/s" % r["rate"], "", "info",
+                        "%s; %.0f%% of its crypto floor %.0f req/s (%s); median of %d "
+                        "batches (%.0f-%.0f); p50 %.2f ms, p99 %.2f ms"
+                        % (BESIDE[key], 100 * share, r["floor_rate"], _ops(r["ops"]),
+                           len(r["batch_rates"]), r["batch_rates"][0], r["batch_rates"][-1],
+                           r["p50_ms"], r["p99_ms"])))
+            continue
         if key not in TARGETS:        # the same request another way: shown, not judged
             out.append((label, "%.0f req/s" % r["rate"], "", "info",
                         "%.0f%% of its crypto floor %.0f req/s; p50 %.2f ms, p99 %.2f ms%s"
