@@ -158,23 +158,17 @@ def test_a_valve_command_waits_at_the_gpf_until_the_gsme_wakes():
     queues it (nothing goes up), the GSME closes the valve on its next wake and its signed
     response, carrying the GSME's EUI, goes up through the hub."""
     from emulator.lab import ACB_EUI, SUPPLIER_EUIS
-    from emulator.usecases import USE_CASE_BUILDERS, BuildContext
+    from emulator.usecases import USE_CASE_BUILDERS
     from firmware.gbcs import security
+    from tests.fuzz.parties import InstalledDevice
 
     lab = Lab(seed=2, wan="direct")
-    supplier = SUPPLIER_EUIS["A"]
-    org, device = lab.pki.organisations, lab.pki.devices[GSME_EUI]
+    parties = InstalledDevice.in_lab(lab, GSME_EUI, SUPPLIER_EUIS["A"], ACB_EUI)
+    device = parties.device
     counter = lab.headends["A"].next_counter()
-    builder = USE_CASE_BUILDERS["GCS32"]
-    ctx = BuildContext(counter, supplier, GSME_EUI, lab.now, lab.crypto,
-                       target_ka_public=device["ka"].public_xy)
-    message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, supplier, GSME_EUI,
-                                   builder.message_code, builder.build({}, ctx))
-    security.sign(lab.crypto, org[supplier]["ds"].private_key, message)
-    security.protect_mac(lab.crypto, lab.crypto.ecdh(org[ACB_EUI]["ka"].private_key,
-                                                     device["ka"].public_xy), message)
+    command = parties.command("GCS32", {}, counter, lab.now)
     wakes = lab.gsme.wakes
-    assert lab.inject(message.encode(), "DCC → hub") == []          # queued at the GPF
+    assert lab.inject(command, "DCC → hub") == []                   # queued at the GPF
     assert lab.gsme.valve == "open" and len(lab.gpf.queue) == 1 and lab.gsme.wakes == wakes
     up = lab.wake_gsme()
     assert lab.gsme.wakes == wakes + 1 and lab.gsme.valve == "closed" and not lab.gpf.queue
@@ -182,7 +176,8 @@ def test_a_valve_command_waits_at_the_gpf_until_the_gsme_wakes():
     answer = envelope.parse(raw)
     assert answer.originator == GSME_EUI and answer.originator_counter == counter
     assert security.verify_signature(lab.crypto, device["ds"].public_xy, answer)
-    assert builder.read_response(answer.payload, ctx)["ok"]
+    reader = USE_CASE_BUILDERS["GCS32"]
+    assert reader.read_response(answer.payload, parties.context(counter, lab.now))["ok"]
     names = [h.name for h in lab.hops]
     assert "GSME → hub" in names and "hub → GSME" in names and names[-1] == "hub → DCC"
 

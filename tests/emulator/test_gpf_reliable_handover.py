@@ -382,17 +382,8 @@ class LossyGsmeNode:
 
 
 def _lab_valve_command(lab, counter):
-    supplier = SUPPLIER_EUIS["A"]
-    org, device = lab.pki.organisations, lab.pki.devices[LAB_GSME_EUI]
-    builder = USE_CASE_BUILDERS["GCS32"]
-    ctx = BuildContext(counter, supplier, LAB_GSME_EUI, lab.now, lab.crypto,
-                       target_ka_public=device["ka"].public_xy)
-    message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, supplier, LAB_GSME_EUI,
-                                   builder.message_code, builder.build({}, ctx))
-    security.sign(lab.crypto, org[supplier]["ds"].private_key, message)
-    security.protect_mac(lab.crypto, lab.crypto.ecdh(org[ACB_EUI]["ka"].private_key,
-                                                     device["ka"].public_xy), message)
-    return message.encode()
+    parties = InstalledDevice.in_lab(lab, LAB_GSME_EUI, SUPPLIER_EUIS["A"], ACB_EUI)
+    return parties.command("GCS32", {}, counter, lab.now)
 
 
 @pytest.mark.parametrize("lost", ["down", "up"])

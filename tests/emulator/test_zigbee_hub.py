@@ -436,8 +436,8 @@ def test_hub_config_registers_the_se_endpoints_through_additional_endpoints():
 
 def test_a_valve_command_waits_at_the_gpf_and_the_gsme_takes_it_over_the_tunnel_on_wake():
     from emulator.lab import ACB_EUI, SUPPLIER_EUIS
-    from emulator.usecases import USE_CASE_BUILDERS, BuildContext
     from firmware.gbcs import security
+    from tests.fuzz.parties import InstalledDevice
 
     async def main():
         lab = Lab(seed=2, wan="direct")
@@ -445,19 +445,12 @@ def test_a_valve_command_waits_at_the_gpf_and_the_gsme_takes_it_over_the_tunnel_
         node = premise.gsme_node(None, max_incoming=48)
         loop.attach(0x5555, node)
         await node.open()
-        supplier = SUPPLIER_EUIS["A"]
-        org, device = lab.pki.organisations, lab.pki.devices[GSME_EUI]
+        parties = InstalledDevice.in_lab(lab, GSME_EUI, SUPPLIER_EUIS["A"], ACB_EUI)
+        device = parties.device
         counter = lab.headends["A"].next_counter()
-        builder = USE_CASE_BUILDERS["GCS32"]
-        ctx = BuildContext(counter, supplier, GSME_EUI, lab.now, lab.crypto,
-                           target_ka_public=device["ka"].public_xy)
-        message = envelope.GbcsMessage(envelope.CRA_COMMAND, counter, supplier, GSME_EUI,
-                                       builder.message_code, builder.build({}, ctx))
-        security.sign(lab.crypto, org[supplier]["ds"].private_key, message)
-        security.protect_mac(lab.crypto, lab.crypto.ecdh(org[ACB_EUI]["ka"].private_key,
-                                                         device["ka"].public_xy), message)
+        command = parties.command("GCS32", {}, counter, lab.now)
         wakes = lab.gsme.wakes
-        assert premise.server.receive_wan(message.encode(), lab.now) == []   # queued
+        assert premise.server.receive_wan(command, lab.now) == []              # queued
         assert lab.gsme.valve == "open" and len(lab.gpf.queue) == 1
         up = await premise.wake_gsme(timeout=5.0)
         assert lab.gsme.wakes == wakes + 1 and lab.gsme.valve == "closed"

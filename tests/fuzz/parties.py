@@ -15,6 +15,17 @@ class InstalledDevice:
                     acb: pki.organisation(acb, smki.ROLE_ACB, "DCC")}
         self.device = pki.device(eui)
 
+    @classmethod
+    def in_lab(cls, lab, eui, supplier, acb):
+        """The parties as an `emulator.lab.Lab` installed them (its keys, nothing issued
+        again): commands to one of its devices as its DCC sends them."""
+        installed = cls.__new__(cls)
+        installed.crypto, installed.eui = lab.crypto, eui
+        installed.supplier, installed.acb = supplier, acb
+        installed.org = {party: lab.pki.organisations[party] for party in (supplier, acb)}
+        installed.device = lab.pki.devices[eui]
+        return installed
+
     def anchors(self):
         anchors = TrustAnchors()
         supplier, acb = self.org[self.supplier], self.org[self.acb]
