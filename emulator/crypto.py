@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pathlib
-from collections import OrderedDict
 from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -23,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography import x509
+
+from emulator.newest import NewestKept
 
 CURVE = ec.SECP256R1()
 # RFC 6979 nonces: the same key and message give the same signature, so a lab run from a
@@ -52,13 +53,11 @@ class HostCrypto:
         # The static-static ECDH secret between two parties never changes: cache it
         # (the dominant cost of a MAC'd message otherwise).
         # Keyed by id() of the key object, and the entry holds the object itself: while it
-        # is cached the id cannot be reused by another key. Bounded, oldest out first: an
-        # OrderedDict, because deleting a plain dict's first entry again and again leaves
-        # a run of dead slots that next(iter()) walks every time (5 us a call at 4,096).
-        self._shared_secrets: OrderedDict[tuple[int, bytes], tuple[object, bytes]] = OrderedDict()
+        # is cached the id cannot be reused by another key. Bounded, oldest out first.
+        self._shared_secrets = NewestKept(SHARED_SECRET_CACHE)
         # GBCS derives a fresh key per message (the KDF takes the counter), used by the
         # sender and then the receiver: a short memory of recent ones is all that pays
-        self._aes: OrderedDict[bytes, AESGCM] = OrderedDict()
+        self._aes = NewestKept(MESSAGE_KEY_CACHE)
 
     def sha256(self, data: bytes) -> bytes:
         return hashlib.sha256(data).digest()
@@ -69,8 +68,6 @@ class HostCrypto:
         if entry is not None and entry[0] is private_key:
             return entry[1]
         secret = private_key.exchange(ec.ECDH(), _public_key(bytes(peer_xy)))
-        if len(self._shared_secrets) >= SHARED_SECRET_CACHE:
-            self._shared_secrets.popitem(last=False)
         self._shared_secrets[cache_key] = (private_key, secret)
         return secret
 
@@ -96,8 +93,6 @@ class HostCrypto:
     def _aead(self, key: bytes) -> AESGCM:
         aead = self._aes.get(key)
         if aead is None:
-            if len(self._aes) >= MESSAGE_KEY_CACHE:
-                self._aes.popitem(last=False)
             aead = self._aes[key] = AESGCM(key)
         return aead
 

@@ -69,6 +69,7 @@ import asyncio
 from emulator import duis
 from emulator.crypto import HostCrypto, public_xy
 from emulator.duis import DuisRequest, DuisResponse, RequestId
+from emulator.newest import NewestKept
 from emulator.smki import organisation_eui, organisation_role
 from emulator.usecases import USE_CASE_BUILDERS, BuildContext, UseCaseError
 from emulator.wan import WanTimeout
@@ -294,11 +295,12 @@ class Dcc:
         self.codes.update(response_codes or {})
         self.events = []
         self._counters = {}          # (user EUI, space) -> last RequestID counter
-        self._pre_commands = {}      # (user EUI, counter) -> (srv, record, message)
+        self._pre_commands = NewestKept(MAX_PRE_COMMANDS)  # (user EUI, counter) ->
+        #                                                    (srv, record, message)
         self._alerts = {}            # user EUI -> [DuisResponse]
         self._responses = {}         # user EUI -> [DuisResponse]: late answers
-        self._awaiting = {}          # (device, originator, counter) -> (request, srv, record,
-        #                              command) sent and not answered in time (step 10)
+        self._awaiting = NewestKept(MAX_AWAITING)  # (device, originator, counter) ->
+        #    (request, srv, record, command) sent and not answered in time (step 10)
         self._quarantine_refs = 0
 
     # -- the DUIS interface ---------------------------------------------------------------
@@ -374,8 +376,6 @@ class Dcc:
         if variant == duis.CV_TRANSFORM:
             message.signature_field = False
             self._pre_commands[(user.eui, request.request_id.counter)] = (srv, record, message)
-            while len(self._pre_commands) > MAX_PRE_COMMANDS:
-                del self._pre_commands[next(iter(self._pre_commands))]
             self._event("pre-command", request, use_case=use_case)
             return self._response(request, duis.I0_SUCCESS, pre_command=message.encode())
         return await self._send(request, user, srv, record, message)
@@ -542,10 +542,7 @@ class Dcc:
         """A command sent with no answer in time: its answer may still come (a GSME's
         command waits at the GPF for the GSME's next wake)."""
         key = (record.eui, bytes(message.originator), message.originator_counter)
-        self._awaiting.pop(key, None)
         self._awaiting[key] = (request, srv, record, message)
-        while len(self._awaiting) > MAX_AWAITING:
-            del self._awaiting[next(iter(self._awaiting))]
 
     def _late_answer(self, message, raw):
         key = (bytes(message.originator), bytes(message.recipient), message.originator_counter)

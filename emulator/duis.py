@@ -57,6 +57,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from emulator.crypto import HostCrypto, public_xy
+from emulator.newest import NewestKept
 from firmware.gbcs import codes
 
 NS = "http://www.dccinterface.co.uk/ServiceUserGateway"
@@ -642,9 +643,9 @@ class XmlSigner:
 # SHA-256 of the document bytes), on the bytes `_as_signed` would cut from the bytes
 # received, kept from when they were written; a single byte of difference is a miss:
 # parsed and canonicalised in full. `RECALL = False` turns the memo off.
-_RECENT = {}                     # signed bytes -> (class, fields, key_info, digest, value,
-                                 #                  what was signed)
 _RECENT_MAX = 64
+_RECENT = NewestKept(_RECENT_MAX)  # signed bytes -> (class, fields, key_info, digest, value,
+                                   #                  what was signed)
 RECALL = True                    # False: every document is parsed from its bytes (what a
                                  # reader in another process does; benchmarks/gbcs.py)
 
@@ -654,8 +655,6 @@ def _remember(document, signer, xml, digest, value, signed=None):
         return xml
     fields = _read_back_fields(document, signer)
     if fields is not None:
-        if len(_RECENT) >= _RECENT_MAX:
-            del _RECENT[next(iter(_RECENT))]
         _RECENT[xml] = (type(document), fields, signer.key_info, digest, value, signed)
     return xml
 
@@ -873,14 +872,12 @@ def _certificate_key(certificate):
     # hashes its DER: it cost more than the look-up saved)
     known = _CERTIFICATE_KEYS.get(id(certificate))
     if known is None or known[0] is not certificate:
-        if len(_CERTIFICATE_KEYS) >= 256:
-            del _CERTIFICATE_KEYS[next(iter(_CERTIFICATE_KEYS))]
         known = _CERTIFICATE_KEYS[id(certificate)] = (certificate,
                                                       public_xy(certificate.public_key()))
     return known[1]
 
 
-_CERTIFICATE_KEYS = {}
+_CERTIFICATE_KEYS = NewestKept(256)
 
 
 def canonical(element, skip=None) -> bytes:

@@ -58,6 +58,7 @@ from emulator import duis
 from emulator.crypto import HostCrypto
 from emulator.dcc import PUBLIC_CODES, alert_code, use_case_params
 from emulator.duis import DuisRequest, DuisResponse, RequestId, XmlSigner
+from emulator.newest import NewestKept
 from emulator.smki import organisation_role
 from emulator.usecases import USE_CASE_BUILDERS, BuildContext, UseCaseError
 from firmware.gbcs import codes, security, utrn
@@ -159,7 +160,7 @@ class HeadEnd:
         self.signer = XmlSigner(credentials["ds"].private_key, credentials["ds"].certificate)
         self.role = organisation_role(credentials["ds"].certificate)
         self.devices = {}
-        self._awaited = {}              # RequestId -> (SRV variant, use case, device EUI)
+        self._awaited = NewestKept(AWAITED_KEPT)   # RequestId -> (SRV, use case, device EUI)
 
     def add_device(self, eui, device_type, ds_public, ka_public):
         self.devices[bytes(eui)] = DeviceKeys(eui, device_type, ds_public, ka_public)
@@ -368,10 +369,7 @@ class HeadEnd:
         return response
 
     def _await_answer(self, request_id, srv_variant, use_case, device):
-        self._awaited.pop(request_id, None)
         self._awaited[request_id] = (srv_variant, use_case, device)
-        while len(self._awaited) > AWAITED_KEPT:
-            del self._awaited[next(iter(self._awaited))]
 
     def _late_answer(self, xml):
         result = Result(None, None, None)

@@ -35,6 +35,7 @@ import bellows.types as t
 from emulator.ncp import frames, zdo
 from emulator.ncp.ash import AshNcp
 from emulator.ncp.ezsp import CommandTable, EzspError, canonical
+from emulator.newest import NewestKept
 
 STACK_TYPE = 2                      # EmberZNet "mesh" stack
 STACK_VERSION = {                   # stackVersion nibbles per EZSP version (UG100)
@@ -198,8 +199,8 @@ class VirtualNcp:
         self._recent_aps: list = []         # (src, APS counter, block) seen: duplicates
         self._in_flight: dict = {}          # token -> pending send
         self._aps_waiting: dict = {}        # (dst, aps counter, block) -> pending send
-        self._rx_blocks: dict = {}          # (src, aps counter) -> block count announced
-        self._acked_blocks: dict = {}       # (src, aps counter, block) -> the ack we sent
+        self._rx_blocks = NewestKept(16)     # (src, aps counter) -> block count announced
+        self._acked_blocks = NewestKept(64)  # (src, aps counter, block) -> the ack we sent
         self._timers: list = []             # (when, fn)
         self._joining = None
         self._scan = None
@@ -861,8 +862,6 @@ class VirtualNcp:
         ack = frames.aps_ack(frame.destinationEndpoint, frame.clusterId, frame.profileId,
                              frame.sourceEndpoint, counter, fragment)
         self._acked_blocks[(src, counter, block)] = ack
-        while len(self._acked_blocks) > 64:
-            del self._acked_blocks[next(iter(self._acked_blocks))]
         self._then(lambda: self._send_stack_frame(src, ack))
         return {"status": OK}
 
@@ -1015,8 +1014,6 @@ class VirtualNcp:
             return
         if fragment.block == 0:
             self._rx_blocks[(src, counter)] = fragment.count
-            while len(self._rx_blocks) > 16:
-                del self._rx_blocks[next(iter(self._rx_blocks))]
         count = self._rx_blocks.get((src, counter))
         if count is None or fragment.block >= count:
             return                                   # a block of a message we never began

@@ -9,7 +9,6 @@ import asyncio
 
 import pytest
 
-from emulator import headend
 from emulator.duis import DuisResponse, RequestId, XmlSigner
 from emulator.lab import GSME_EUI, SUPPLIER_EUIS, Lab
 from emulator.usecases.gsme import SUPPLY_OFF
@@ -171,8 +170,8 @@ def test_a_late_answer_not_signed_by_the_dcc_is_not_trusted(lab):
 
 def test_the_head_end_remembers_a_bounded_number_of_requests(lab, monkeypatch):
     """The oldest request that got E21 is forgotten first: its answer is then not trusted."""
-    monkeypatch.setattr(headend, "AWAITED_KEPT", 1)
     head_end = lab.headends["A"]
+    monkeypatch.setattr(head_end._awaited, "limit", 1)      # AWAITED_KEPT, made 1
     results = [run(lab.run("A", lambda h: h.top_up(GSME_EUI, pence), "A top-up")).result
                for pence in (100, 200)]
     assert [r.code for r in results] == ["E21", "E21"]
