@@ -15,10 +15,21 @@ Runs on CPython and MicroPython (`os.rename`, `os.remove`, `os.stat`, `os.mkdir`
 both; `os.fsync` only on CPython, so MicroPython relies on `flush` and the close).
 """
 
+import binascii
 import json
 import os
 
 STATE_FILE = "state.json"
+
+
+def hex_text(data):
+    """Bytes as a saved state holds them: lower-case hex text (JSON has no bytes)."""
+    return binascii.hexlify(bytes(data)).decode()
+
+
+def from_hex(text):
+    """`hex_text` read back; ValueError (binascii.Error) when it is not hex."""
+    return binascii.unhexlify(text)
 
 
 class StateError(Exception):

@@ -64,14 +64,13 @@ Alerts the GPF raises on its own while the GSME polls (not as the answer to a WA
 message) go to `alert_sink(bytes)`, or when that is None to the outbox (`take_upstream`).
 """
 
-import binascii
-
 from firmware.devices import gsme as G
 from firmware.gbcs import codes
 from firmware.gbcs import credentials as cs02
 from firmware.gbcs.device_security import GbcsRefusal, eui_text
 from firmware.gbcs.envelope import CRA_ALERT, CRA_RESPONSE, parse
 from firmware.han import tunnel
+from firmware.persist import from_hex, hex_text
 from firmware.zcl import frame as Z
 
 ALERT_QUEUE_FULL = 0x8F84
@@ -291,8 +290,8 @@ class GasProxyFunction(G.GbzPort):
     # -- persistence ----------------------------------------------------------------------
 
     def state(self):
-        return {"queue": [_hex(c) for c in self.queue], "offers": self.offers,
-                "outbox": [_hex(c) for c in self.outbox],
+        return {"queue": [hex_text(c) for c in self.queue], "offers": self.offers,
+                "outbox": [hex_text(c) for c in self.outbox],
                 "mirror": self.mirror, "last_contact": self.last_contact,
                 "security": self.security.state()}
 
@@ -301,8 +300,8 @@ class GasProxyFunction(G.GbzPort):
         kept) restores none handed over. Raises ValueError and changes nothing on a
         malformed state."""
         try:
-            queue = [binascii.unhexlify(c) for c in state["queue"]]
-            outbox = [binascii.unhexlify(c) for c in state["outbox"]]
+            queue = [from_hex(c) for c in state["queue"]]
+            outbox = [from_hex(c) for c in state["outbox"]]
             offers = int(state.get("offers", 0))
             mirror = state["mirror"]
             last_contact = state["last_contact"]
@@ -347,7 +346,3 @@ def wake_exchange(gsme, gpf, now, max_frames=256):
             pending.extend(gsme.receive_tunnel(reply, now))
     gsme.mirror_ack(gpf.receive_mirror(gsme.mirror_report(now), now))
     return gpf.take_upstream()
-
-
-def _hex(data):
-    return binascii.hexlify(bytes(data)).decode()

@@ -47,9 +47,8 @@ of a penny (RTDS: a 1250 p top-up reads 1250000). Energy for prepayment follows
 kWh = m3 x calorific value (MJ/m3) x volume correction / 3.6 (the GB gas billing rule).
 """
 
-import binascii
-
 from firmware.devices import profile as P
+from firmware.persist import from_hex, hex_text
 from firmware.devices.load_model import month_index, seed_state, xorshift32
 from firmware.dlms import cosem_datetime as cdt
 from firmware.gbcs import asn1
@@ -731,13 +730,13 @@ class Gsme(GbzPort):
                 "utrn_record": self.utrn_record.state(), "radio_used": self.radio_used,
                 "commissioned_at": self.commissioned_at, "battery_time": self.battery_time,
                 "next_wake": self.next_wake, "wakes": self.wakes,
-                "answered": [[_hex(o), _hex(c), [_hex(r) for r in replies]]
+                "answered": [[hex_text(o), hex_text(c), [hex_text(r) for r in replies]]
                              for o, c, replies in self.answered],
                 "model": self.model.state(), "security": self.security.state()}
 
     def load_state(self, state):
         try:                              # a state saved before answers were kept: none
-            answered = [[_unhex(o), _unhex(c), [_unhex(r) for r in replies]]
+            answered = [[from_hex(o), from_hex(c), [from_hex(r) for r in replies]]
                         for o, c, replies in state.get("answered", [])]
         except (TypeError, ValueError) as exc:
             raise ValueError("GSME state: answered: %r" % (exc,))
@@ -762,14 +761,6 @@ class Gsme(GbzPort):
         self.answered = answered[-MAX_ANSWERED:]
         self.awake_until = -1             # a restart finds the meter asleep
         self.reassembler.reset()
-
-
-def _hex(data):
-    return binascii.hexlify(bytes(data)).decode()
-
-
-def _unhex(text):
-    return binascii.unhexlify(text)
 
 
 def _int32(n):
