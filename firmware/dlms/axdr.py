@@ -557,10 +557,8 @@ _SHORT_KIND = bytearray(256)
 _SHORT_KIND[OCTET_STRING] = _OCTETS_SHORT
 _SHORT_KIND[STRUCTURE] = _SHORT_KIND[ARRAY] = _LIST
 _SHORT_KIND[NULL_DATA] = _NULL_KIND
-for _tag in range(256):
-    if _FIXED_BY_TAG[_tag] is not None:
-        _SHORT_KIND[_tag] = (_ONE_BYTE, _TWO_BYTES, _OTHER_FIXED)[
-            {1: 0, 2: 1}.get(_FIXED_BY_TAG[_tag][2], 2)]
+for _tag in _FIXED:
+    _SHORT_KIND[_tag] = {1: _ONE_BYTE, 2: _TWO_BYTES}.get(_FIXED_BY_TAG[_tag][2], _OTHER_FIXED)
 del _tag
 
 
