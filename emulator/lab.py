@@ -450,22 +450,8 @@ class Lab:
         """The DCC's late answers for `eui` (signed DUIS XML), recorded as hops with the
         observer's checks, for head-end `name` (through its DccTap)."""
         out = self.dcc.take_responses(eui)
-        certificate = self.pki.organisations[ACB_EUI]["ds"].certificate
         for xml in out if self.record else ():
-            response = DuisResponse.from_xml(xml)
-            try:
-                duis.verify_with_certificate(xml, certificate)
-                verified = True
-            except duis.DuisError:
-                verified = False
-            self._hop("DCC → %s head-end" % name, "up", "duis", xml, response.gbcs_payload,
-                      checks=[{"check": "duis signature",
-                               "result": "verified" if verified else FAILED,
-                               "detail": "the DCC's DS key"},
-                              {"check": "response code", "result": response.response_code,
-                               "detail": "late answer"}]
-                      + (self.observe(response.gbcs_payload)
-                         if response.gbcs_payload is not None else []))
+            self._dcc_reply_hop(name, xml, "late answer")
         return out
 
     def _hub_receive(self, data):
@@ -551,22 +537,27 @@ class Lab:
         self._hop("%s head-end → DCC" % name, "down", "duis", xml,
                   checks=[{"check": "duis request", "result": "sent", "detail": repr(request)}])
         reply_xml = await self.dcc.handle(xml)
+        self._dcc_reply_hop(name, reply_xml, _dcc_reason(self.dcc, request))
+        return reply_xml
+
+    def _dcc_reply_hop(self, name, reply_xml, code_detail):
+        """A DUIS response from the DCC to head-end `name`, recorded with its signature
+        checked against the DCC's certificate, its response code and the observer's checks
+        of the GBCS inside."""
         response = DuisResponse.from_xml(reply_xml)
-        checks = [{"check": "response code", "result": response.response_code,
-                   "detail": _dcc_reason(self.dcc, request)}]
         try:
             duis.verify_with_certificate(reply_xml,
                                          self.pki.organisations[ACB_EUI]["ds"].certificate)
-            checks.insert(0, {"check": "duis signature", "result": "verified",
-                              "detail": "the DCC's DS key"})
+            signature = {"check": "duis signature", "result": "verified",
+                         "detail": "the DCC's DS key"}
         except duis.DuisError as e:
-            checks.insert(0, {"check": "duis signature", "result": FAILED,
-                              "detail": e.reason})
+            signature = {"check": "duis signature", "result": FAILED, "detail": e.reason}
+        checks = [signature, {"check": "response code", "result": response.response_code,
+                              "detail": code_detail}]
         inner = response.pre_command or response.gbcs_payload
         if inner is not None:
             checks.extend(self.observe(inner))
         self._hop("DCC → %s head-end" % name, "up", "duis", reply_xml, inner, checks)
-        return reply_xml
 
     async def request(self, supplier, srv_variant, target, body=None, counter=None, step=None):
         """A service request from supplier "A" or "B" through the whole chain."""
