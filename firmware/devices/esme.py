@@ -72,8 +72,12 @@ def _dt(seconds):
     return (axdr.OCTET_STRING, datetime_bytes(seconds))
 
 
+DOUBLE_LONG_UNSIGNED = axdr.DOUBLE_LONG_UNSIGNED
+MASK32 = 0xFFFFFFFF
+
+
 def _u32(n):
-    return (axdr.DOUBLE_LONG_UNSIGNED, n & 0xFFFFFFFF)   # registers roll over, as meters do
+    return (DOUBLE_LONG_UNSIGNED, n & MASK32)   # registers roll over, as meters do
 
 
 class SupplyScriptTable(ScriptTable):
@@ -129,6 +133,7 @@ class Esme:
         self._rates = [0, 0, 0, 0]
         self._secondary = 0
         self._last_interval_wh = 0
+        self._voltages_at, self._voltages = None, []
         self._load_initial_energy()
         self._supplied = self.disconnect.control_state == CONNECTED
         self._open_interval(start - start % INTERVAL)
@@ -319,10 +324,10 @@ class Esme:
 
     def _publish(self, now):
         """Write the running values into the registers clients read."""
-        self.import_register.value = _u32(self._total)
-        rates = self._rates
+        self.import_register.value = (DOUBLE_LONG_UNSIGNED, self._total & MASK32)
+        rates, registers = self._rates, self.rate_registers
         for i in range(4):
-            self.rate_registers[i].value = _u32(rates[i])
+            registers[i].value = (DOUBLE_LONG_UNSIGNED, rates[i] & MASK32)
         self.interval_register.value = _u32(self._last_interval_wh)
         if self.secondary_register is not None:
             self.secondary_register.value = _u32(self._secondary)
@@ -330,9 +335,15 @@ class Esme:
         if self._supplied:
             power = self.model.power_w(self._pending, now)
         self.power_register.value = _u32(power)
-        for i in range(len(self.voltage_registers)):
-            self.voltage_registers[i].value = (axdr.LONG_UNSIGNED,
-                                               self.model.voltage_dv(now, i + 1))
+        # the voltages are a hash of the second: a burst of commands in one second (a
+        # supply change publishes twice) computes them once
+        if self._voltages_at != now:
+            self._voltages = [(axdr.LONG_UNSIGNED, self.model.voltage_dv(now, phase))
+                              for phase in range(1, len(self.voltage_registers) + 1)]
+            self._voltages_at = now
+        voltages = self._voltages
+        for i in range(len(voltages)):
+            self.voltage_registers[i].value = voltages[i]
 
     def _sync_from_registers(self):
         """Adopt a value a client wrote or reset (e.g. Register reset) since the last run."""

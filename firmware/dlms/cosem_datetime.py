@@ -79,11 +79,21 @@ def days_in_month(year, month):
     return 30 if month in (4, 6, 9, 11) else 31
 
 
+# the day last turned into a date: a device stamps many events, responses and alerts in one
+# day, so the calendar arithmetic runs once a day (days, (year, month, day))
+_last_civil_day = [None, None]
+
+
 def civil_from_seconds(seconds):
     """-> (year, month, day, hour, minute, second, weekday)."""
     days = seconds // _SECONDS_PER_DAY
     rest = seconds - days * _SECONDS_PER_DAY
-    year, month, day = civil_from_days(days)
+    last = _last_civil_day
+    if last[0] == days:
+        year, month, day = last[1]
+    else:
+        year, month, day = date = civil_from_days(days)
+        last[0], last[1] = days, date
     return (year, month, day, rest // 3600, (rest // 60) % 60, rest % 60,
             weekday_from_days(days))
 
@@ -97,8 +107,24 @@ def seconds_from_civil(year, month, day, hour=0, minute=0, second=0):
             + hour * 3600 + minute * 60 + second)
 
 
+# the last UTC date-time written, (seconds, bytes): a command's response, the event it
+# logs and the registers it publishes are stamped with the same second
+_last_utc_stamp = [None, None]
+
+
 def datetime_bytes(seconds, deviation=0, status=0):
     """12-byte date-time of `seconds` (UTC). `deviation` None -> not specified."""
+    if deviation == 0 and status == 0:
+        last = _last_utc_stamp
+        if last[0] == seconds:
+            return last[1]
+        stamp = _datetime_bytes(seconds, 0, 0)
+        last[0], last[1] = seconds, stamp
+        return stamp
+    return _datetime_bytes(seconds, deviation, status)
+
+
+def _datetime_bytes(seconds, deviation, status):
     if deviation is None:
         deviation = DEVIATION_NOT_SPECIFIED
         local = seconds
