@@ -27,6 +27,7 @@ MAC_LENGTH = 12
 SIGNATURE_LENGTH = 64
 
 _DF = bytes((GENERAL_SIGNING_TAG,))
+_SIGNATURE_LENGTH_BYTE = bytes((SIGNATURE_LENGTH,))
 _MAC_HEADER_START = bytes((MAC_HEADER_TAG,)) + b"\x00" * 6
 _MAC_OVERHEAD = len(SECURITY_HEADER) + MAC_LENGTH
 
@@ -142,18 +143,14 @@ class GbcsMessage:
             out += self.supplementary_remote_party + _pack_uint64(self.supplementary_remote_counter)
         return out + self.other_info_tail
 
-    def _fields(self):
-        """What the signed part is written from."""
-        return (self.cra_flag, self.originator_counter, self.originator, self.recipient,
-                self.date_time, self.message_code, self.supplementary_remote_party,
-                self.supplementary_remote_counter, self.other_info_tail, self.payload)
-
     def signed_part(self):
         """The bytes the signature covers: after DF, to the end of the payload. Written
         once while the fields stay equal (a MAC'd command is signed, MAC'd, encoded and
         checked on the same bytes)."""
-        fields = self._fields()
-        known = self._signed_part
+        fields = (self.cra_flag, self.originator_counter, self.originator, self.recipient,
+                  self.date_time, self.message_code, self.supplementary_remote_party,
+                  self.supplementary_remote_counter, self.other_info_tail, self.payload)
+        known = self._signed_part          # (the fields it was written from, its bytes)
         if known is not None and known[0] == fields:
             return known[1]
         dt = b"\x00" if self.date_time is None else b"\x0c" + self.date_time
@@ -167,16 +164,13 @@ class GbcsMessage:
             self._signed_part = (fields, part)
         return part
 
-    def signature_bytes(self):
-        if not self.signature_field:
-            return b""
-        if self.signature is None:
-            return b"\x00"
-        return bytes((SIGNATURE_LENGTH,)) + self.signature
-
     def body(self):
         """General-signing grouping header, payload and signature: what the MAC covers."""
-        return _DF + self.signed_part() + self.signature_bytes()
+        if not self.signature_field:
+            return _DF + self.signed_part()
+        if self.signature is None:
+            return _DF + self.signed_part() + b"\x00"
+        return _DF + self.signed_part() + _SIGNATURE_LENGTH_BYTE + self.signature
 
     def encode(self):
         body = self.body()
@@ -205,6 +199,9 @@ def parse(buf):
         if end > 7 and buf[7] < 0x80:
             length = buf[7]
             offset = 8
+        elif end > 8 and buf[7] == 0x81:         # a signed command or response: 128-255
+            length = buf[8]
+            offset = 9
         else:
             length, offset = read_ber_length(buf, 7)
         if offset + length != end:
@@ -271,6 +268,8 @@ def parse(buf):
     signed_end = offset
     if offset == end:
         signature, signature_field = None, False   # pre-command: no signature field at all
+    elif offset + 65 == end and buf[offset] == SIGNATURE_LENGTH:
+        signature, signature_field = buf[offset + 1:end], True
     else:
         signature, signature_field, offset = _signature(buf, offset, end)
         if offset != end:
@@ -287,8 +286,10 @@ def parse(buf):
     message = GbcsMessage(cra_flag, counter, originator, recipient, message_code, payload,
                           date_time, party, party_counter, tail, signature, signature_field,
                           buf[end:] if mac_protected else None, mac_protected)
-    if canonical:
-        message._signed_part = (message._fields(), buf[body_start + 1:signed_end])
+    if canonical:           # the bytes it came in, beside the fields as signed_part lists them
+        message._signed_part = ((cra_flag, counter, originator, recipient, date_time,
+                                 message_code, party, party_counter, tail, payload),
+                                buf[body_start + 1:signed_end])
     return message
 
 
