@@ -29,12 +29,17 @@ takes commands in counter order and the WAN may reorder frames).
 The crypto floor is what the same cryptographic operations cost alone. One request of each
 kind is run with every primitive counted (ECDSA sign and verify - the DUIS XML signatures
 included -, ECDH exchanges that miss the static-static cache, SHA-256 for the KDF,
-AES-GCM/GMAC); each primitive is then timed alone in this run (the median of seven
-batches, as the rows below are medians), and the floor is sum(count x cost). Rates are per second of this process's CPU time (time.process_time, as
-benchmarks/run.py does), measured in BATCHES batches of requests and reported as the
-median batch with the slowest and fastest beside it: on a shared virtual machine a burst of
-a neighbour's load slows one batch, not the figure (pyperf's practice of many runs, in one
-process); latencies are wall-clock per request over all batches (p50, p99).
+AES-GCM/GMAC), and the floor is sum(count x cost). Right after each batch of requests,
+each of those primitives is timed alone for a short batch: that batch's share of the floor
+is its floor over its own cost, and a row's share is the median of its batches' shares (a
+floor timed once, minutes before or after a row, judges it on another host speed: this
+VM's drifts by a quarter within the hour). The primitives are also timed alone up front
+(the median of seven batches) for the table's last row. Rates are per second of this
+process's CPU time (time.process_time, as benchmarks/run.py does), measured in BATCHES
+batches of requests and reported as the median batch with the slowest and fastest beside
+it: on a shared virtual machine a burst of a neighbour's load slows one batch, not the
+figure (pyperf's practice of many runs, in one process); latencies are wall-clock per
+request over all batches (p50, p99).
 """
 
 from __future__ import annotations
@@ -97,8 +102,8 @@ class Counting:
             setattr(HostCrypto, name, original)
 
 
-def primitive_costs(quick):
-    """Seconds of CPU per call of each primitive, alone (median of several batches)."""
+def primitive_cases():
+    """name -> a call of that primitive alone, on inputs the size of a GBCS message's."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from emulator.crypto import HostCrypto, public_xy
@@ -106,7 +111,6 @@ def primitive_costs(quick):
     crypto = HostCrypto()
     mine, theirs = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(
         ec.SECP256R1())
-    peer = public_xy(theirs.public_key())
     data = bytes(range(256)) * 2                    # about a GBCS command's signed part
     signature = crypto.ecdsa_sign(mine, data)
     public = public_xy(mine.public_key())
@@ -118,7 +122,7 @@ def primitive_costs(quick):
     def uncached_ecdh():
         return mine.exchange(ec.ECDH(), theirs.public_key())
 
-    cases = {
+    return {
         "ecdsa_sign": lambda: crypto.ecdsa_sign(mine, data),
         "ecdsa_verify": lambda: crypto.ecdsa_verify(public, data, signature),
         "ecdh": uncached_ecdh,
@@ -127,8 +131,19 @@ def primitive_costs(quick):
         "gcm_encrypt": lambda: crypto.gcm_encrypt(key, iv, bytes(40), b"\x31"),
         "gcm_decrypt": lambda: crypto.gcm_decrypt(key, iv, sealed, b"\x31", tag),
     }
-    del peer
+
+
+def primitive_costs(quick, cases=None):
+    """Seconds of CPU per call of each primitive, alone (median of several batches)."""
+    cases = cases or primitive_cases()
     return {name: _median_cost(fn, quick) for name, fn in cases.items()}
+
+
+def _batch_cost(fn, calls):
+    start = time.process_time()
+    for _ in range(calls):
+        fn()
+    return (time.process_time() - start) / calls
 
 
 def _median_cost(fn, quick):
@@ -137,13 +152,26 @@ def _median_cost(fn, quick):
     for _ in range(20):
         fn()
     batch = 50 if quick else 200
-    costs = []
-    for _ in range(3 if quick else 7):
-        start = time.process_time()
-        for _ in range(batch):
-            fn()
-        costs.append((time.process_time() - start) / batch)
-    return sorted(costs)[len(costs) // 2]
+    costs = sorted(_batch_cost(fn, batch) for _ in range(3 if quick else 7))
+    return costs[len(costs) // 2]
+
+
+class PairedFloor:
+    """The crypto floor measured beside each batch of requests: right after a batch, each
+    primitive the request uses is timed alone for a short batch, and that batch's share
+    of the floor is its floor over its own cost. On a host whose speed drifts by a quarter
+    within minutes (this one's does), a floor measured once, before every row, judges a
+    row timed later on another host speed; a pair shares the host's speed of the moment
+    (pyperf's advice: compare what ran under the same conditions)."""
+
+    CALLS = 40
+
+    def __init__(self, cases):
+        self.cases = cases
+
+    def seconds(self, ops):
+        """One request's crypto alone, now: sum(count x the primitive's cost this moment)."""
+        return sum(_batch_cost(self.cases[name], self.CALLS) * n for name, n in ops.items())
 
 
 def _percentile(values, p):
@@ -168,23 +196,26 @@ async def _requests(lab, kind, count):
     return latencies, time.process_time() - cpu
 
 
-async def _batched_requests(lab, kind, count):
-    """`_requests` in BATCHES batches: (all latencies, [CPU seconds of each batch])."""
-    latencies, cpus = [], []
+async def _batched_requests(lab, kind, count, floor, ops):
+    """`_requests` in BATCHES batches: (all latencies, [CPU seconds of each batch],
+    [the floor's seconds per request measured right after each batch])."""
+    latencies, cpus, floors = [], [], []
     for _ in range(BATCHES):
         batch, cpu = await _requests(lab, kind, count // BATCHES)
         latencies += batch
         cpus.append(cpu)
-    return latencies, cpus
+        floors.append(floor.seconds(ops))
+    return latencies, cpus, floors
 
 
-def _batched_gbcs_requests(path, kind, count):
-    latencies, cpus = [], []
+def _batched_gbcs_requests(path, kind, count, floor, ops):
+    latencies, cpus, floors = [], [], []
     for _ in range(BATCHES):
         batch, cpu = _gbcs_requests(path, kind, count // BATCHES)
         latencies += batch
         cpus.append(cpu)
-    return latencies, cpus
+        floors.append(floor.seconds(ops))
+    return latencies, cpus, floors
 
 
 class GbcsPath:
@@ -272,24 +303,32 @@ def measure(quick=False, profile=False):
     from emulator.lab import Lab
 
     counts = {"read": 300 if quick else 1500, "critical": 100 if quick else 500}
-    costs = primitive_costs(quick)
+    cases = primitive_cases()
+    costs = primitive_costs(quick, cases)
+    floor = PairedFloor(cases)
     results = {}
     profiles = {}
 
-    def summary(kind, count, latencies, cpus, ops):
-        floor = sum(costs[name] * n for name, n in ops.items())
-        rates = sorted(count / BATCHES / cpu for cpu in cpus)
+    def summary(kind, count, latencies, cpus, floors, ops):
+        per_batch = count / BATCHES
+        rates = sorted(per_batch / cpu for cpu in cpus)
+        # each batch against the floor measured beside it; the median of those shares
+        shares = sorted(f * per_batch / cpu for f, cpu in zip(floors, cpus))
+        floor_s = sorted(floors)[len(floors) // 2]
         return {"requests": count, "rate": rates[len(rates) // 2], "batch_rates": rates,
+                "share": shares[len(shares) // 2], "batch_shares": shares,
                 "p50_ms": 1000 * _percentile(latencies, 50),
                 "p99_ms": 1000 * _percentile(latencies, 99),
-                "ops": ops, "floor_s": floor, "floor_rate": 1.0 / floor if floor else None}
+                "ops": ops, "floor_s": floor_s,
+                "floor_rate": 1.0 / floor_s if floor_s else None}
 
     async def lab_rows(lab, prefix):
         for kind in ("read", "critical"):
             await _requests(lab, kind, 20)                       # warm caches (ECDH, keys)
             ops = await _one_counted(lab, kind)
-            latencies, cpus = await _batched_requests(lab, kind, counts[kind])
-            results[prefix + kind] = summary(kind, counts[kind], latencies, cpus, ops)
+            latencies, cpus, floors = await _batched_requests(lab, kind, counts[kind],
+                                                              floor, ops)
+            results[prefix + kind] = summary(kind, counts[kind], latencies, cpus, floors, ops)
 
     async def run():
         lab = Lab(seed=1, wan="direct", record=False)
@@ -297,13 +336,14 @@ def measure(quick=False, profile=False):
         for kind in ("read", "critical"):
             await _requests(lab, kind, 20)                       # warm caches (ECDH, keys)
             ops = await _one_counted(lab, kind)
-            latencies, cpus = await _batched_requests(lab, kind, counts[kind])
-            results["lab " + kind] = summary(kind, counts[kind], latencies, cpus, ops)
+            latencies, cpus, floors = await _batched_requests(lab, kind, counts[kind],
+                                                              floor, ops)
+            results["lab " + kind] = summary(kind, counts[kind], latencies, cpus, floors, ops)
             _gbcs_requests(path, kind, 20)
             ops = _gbcs_counted(path, kind)
             n = counts[kind] * 4
-            latencies, cpus = _batched_gbcs_requests(path, kind, n)
-            results["gbcs " + kind] = summary(kind, n, latencies, cpus, ops)
+            latencies, cpus, floors = _batched_gbcs_requests(path, kind, n, floor, ops)
+            results["gbcs " + kind] = summary(kind, n, latencies, cpus, floors, ops)
             if profile:              # apart from the timed runs: cProfile slows what it sees
                 profiler = cProfile.Profile()
                 profiler.enable()
@@ -368,7 +408,7 @@ def rows(costs, results):
         r = results.get(key)
         if r is None:
             continue
-        share = r["rate"] / r["floor_rate"]
+        share = r.get("share", r["rate"] / r["floor_rate"])
         if key in BESIDE:
             out.append((label, "%.0f req/s" % r["rate"], "", "info",
                         "%s; %.0f%% of its crypto floor %.0f req/s (%s); median of %d "
@@ -388,10 +428,13 @@ def rows(costs, results):
         else:
             target, passed = ">= %d%% of floor" % (100 * CRITICAL_SHARE), share >= CRITICAL_SHARE
         out.append((label, "%.0f req/s" % r["rate"], target, "PASS" if passed else "FAIL",
-                    "%.0f%% of its crypto floor %.0f req/s (%s); median of %d batches "
+                    "%.0f%% of its crypto floor %.0f req/s (%s), each batch against the "
+                    "floor timed beside it (%.0f-%.0f%%); median of %d batches "
                     "(%.0f-%.0f); p50 %.2f ms, p99 %.2f ms"
-                    % (100 * share, r["floor_rate"], _ops(r["ops"]), len(r["batch_rates"]),
-                       r["batch_rates"][0], r["batch_rates"][-1], r["p50_ms"], r["p99_ms"])))
+                    % (100 * share, r["floor_rate"], _ops(r["ops"]),
+                       100 * r["batch_shares"][0], 100 * r["batch_shares"][-1],
+                       len(r["batch_rates"]), r["batch_rates"][0], r["batch_rates"][-1],
+                       r["p50_ms"], r["p99_ms"])))
     out.append(("crypto primitives alone (this run)", "-", "", "info",
                 ", ".join("%s %.1f us" % (name, 1e6 * cost) for name, cost in costs.items())))
     return out
