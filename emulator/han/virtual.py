@@ -67,7 +67,8 @@ class VirtualHan:
     def __init__(self, seed: int = 0, loss: float = 0.0, corruption: float = 0.0,
                  delay: float = 0.0, jitter: float = 0.0, log_limit: int = 100_000,
                  max_frames_per_run: int = 100_000):
-        self.random = random.Random(seed)
+        self._random = random.Random(seed)
+        self._owed_draws = 0          # draws an unimpaired frame skipped (see _queue_frame)
         self.profile = LinkProfile(loss, corruption, delay, jitter)
         self.links: dict[bytes, LinkProfile] = {}     # per node EUI, both directions
         self.hub = None
@@ -80,6 +81,25 @@ class VirtualHan:
         self._queue: list = []
         self._seq = 0
         self._last_due: dict = {}
+        self._pollers = []            # (eui, node) with a poll(), in EUI order
+        self._pollers_of: dict = {}   # the `nodes` they were listed from
+
+    @property
+    def random(self) -> random.Random:
+        """The one source of loss, jitter and corruption, as if every frame had drawn."""
+        self._pay_draws()
+        return self._random
+
+    @random.setter
+    def random(self, value):
+        self._random = value
+        self._owed_draws = 0
+
+    def _pay_draws(self):
+        draw = self._random.random
+        for _ in range(self._owed_draws):
+            draw()
+        self._owed_draws = 0
 
     # -- wiring --------------------------------------------------------------------------
     def attach_hub(self, hub, eui: bytes | None = None):
@@ -97,7 +117,8 @@ class VirtualHan:
     # -- sending -------------------------------------------------------------------------
     def send(self, eui: bytes, data: bytes):
         """The hub's `han_send`: one TransferData payload to the node at `eui`."""
-        self._queue_frame(self.hub_eui, bytes(eui), bytes(data), bytes(eui))
+        eui = bytes(eui)
+        self._queue_frame(self.hub_eui, eui, bytes(data), eui)
 
     def send_to_hub(self, eui: bytes, data: bytes):
         """A node's frame to the hub (what `deliver` does with a node's answers)."""
@@ -105,32 +126,45 @@ class VirtualHan:
 
     def _queue_frame(self, source, destination, data, node_eui):
         profile = self.links.get(node_eui, self.profile)
-        draw = self.random
+        if profile.loss or profile.corruption or profile.jitter:
+            delivered, fate, delay = self._impair(profile, data)
+        else:
+            # the two draws (loss, corruption) could not change this frame's fate: they
+            # are owed, and taken before the next draw that can, so a seed replays as ever
+            self._owed_draws += 2
+            delivered, fate, delay = data, DELIVERED, profile.delay
+        # a link keeps its frames in order (the tunnel is a stream): jitter never reorders
+        link = (source, destination)
+        now = self.now
+        due = now + delay
+        last = self._last_due.get(link, now)
+        if last > due:
+            due = last
+        self._last_due[link] = due
+        record = FrameRecord(now, due, source, destination, data, delivered, fate)
+        log = self.log
+        log.append(record)
+        if len(log) > self.log_limit:
+            del log[: len(log) - self.log_limit]
+        if delivered is not None:
+            heapq.heappush(self._queue, (due, self._seq, record))
+            self._seq += 1
+
+    def _impair(self, profile, data):
+        """(delivered bytes or None, fate, delay) of one frame on an impaired link."""
+        if self._owed_draws:
+            self._pay_draws()
+        draw = self._random
         lost = draw.random() < profile.loss
         corrupt = draw.random() < profile.corruption
         delay = profile.delay + (draw.uniform(0, profile.jitter) if profile.jitter else 0.0)
-        delivered = data
-        fate = DELIVERED
         if lost:
-            delivered, fate = None, LOST
-        elif corrupt and data:
+            return None, LOST, delay
+        if corrupt and data:
             damaged = bytearray(data)
             damaged[draw.randrange(len(data))] ^= draw.randrange(1, 256)
-            delivered, fate = bytes(damaged), CORRUPTED
-        # a link keeps its frames in order (the tunnel is a stream): jitter never reorders
-        link = (source, destination)
-        due = max(self.now + delay, self._last_due.get(link, self.now))
-        self._last_due[link] = due
-        record = FrameRecord(self.now, due, source, destination, data, delivered, fate)
-        self._record(record)
-        if delivered is not None:
-            heapq.heappush(self._queue, (record.due, self._seq, record))
-            self._seq += 1
-
-    def _record(self, record):
-        self.log.append(record)
-        if len(self.log) > self.log_limit:
-            del self.log[: len(self.log) - self.log_limit]
+            return bytes(damaged), CORRUPTED, delay
+        return data, DELIVERED, delay
 
     # -- time ----------------------------------------------------------------------------
     @property
@@ -146,23 +180,31 @@ class VirtualHan:
         if now < self.now:
             raise ValueError("time runs forward on the HAN")
         self.now = now
-        for eui in sorted(self.nodes):
-            node = self.nodes[eui]
-            if hasattr(node, "poll"):
-                for frame in node.poll(int(now)) or ():
-                    self.send_to_hub(eui, frame)
+        for eui, node in self._polling_nodes():
+            for frame in node.poll(int(now)) or ():
+                self.send_to_hub(eui, frame)
         upstream: list[bytes] = []
+        queue = self._queue
+        limit = self.max_frames_per_run
         count = 0
-        while self._queue and self._queue[0][0] <= now:
+        while queue and queue[0][0] <= now:
             count += 1
-            if count > self.max_frames_per_run:
+            if count > limit:
                 raise RuntimeError("HAN did not settle: more than %d frames in one run"
-                                   % self.max_frames_per_run)
-            due, _, record = heapq.heappop(self._queue)
-            self.now = max(self.now, due)
+                                   % limit)
+            due, _, record = heapq.heappop(queue)
+            if due > self.now:
+                self.now = due
             upstream.extend(self._arrive(record))
         self.now = now
         return upstream
+
+    def _polling_nodes(self):
+        if self._pollers_of != self.nodes:
+            self._pollers_of = dict(self.nodes)
+            self._pollers = [(eui, self.nodes[eui]) for eui in sorted(self.nodes)
+                             if hasattr(self.nodes[eui], "poll")]
+        return self._pollers
 
     def settle(self, now, horizon: float = 3600.0) -> tuple[list[bytes], float]:
         """Deliver until nothing is in flight (or `horizon` seconds pass): (upstream, now)."""
@@ -174,15 +216,16 @@ class VirtualHan:
         return upstream, now
 
     def _arrive(self, record):
-        if record.destination == self.hub_eui and record.source in self.nodes:
+        destination = record.destination
+        if destination == self.hub_eui and record.source in self.nodes:
             if self.hub is None:
                 record.fate = UNREACHABLE
                 return []
             return list(self.hub.receive_han(record.source, record.delivered, int(self.now)))
-        node = self.nodes.get(record.destination)
+        node = self.nodes.get(destination)
         if node is None:
             record.fate = UNREACHABLE
             return []
         for frame in node.receive_tunnel(record.delivered, int(self.now)) or ():
-            self.send_to_hub(record.destination, frame)
+            self._queue_frame(destination, self.hub_eui, bytes(frame), destination)
         return []

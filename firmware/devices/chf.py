@@ -105,7 +105,7 @@ class CommsHub:
         self.device_log = {}        # EUI hex -> {"type", "install_code" (hex), "extra"}
         self.joining = False
         self.join_timeout = 0
-        self.outstanding = {}       # (device hex, originator hex, counter) -> sent at
+        self.outstanding = {}       # (device EUI, originator EUI, counter) -> sent at
         self.recent_alerts = []     # [device hex, counter], oldest first
         self.stats = {}
         self._reassemblers = {}
@@ -122,13 +122,14 @@ class CommsHub:
             return False
         del self.device_log[key]
         self._reassemblers.pop(key, None)
-        if self.gpf is not None and bytes(eui) in self._gpf_euis():
+        eui = bytes(eui)
+        if self._is_gpf(eui):
             # the GPF keeps the GSME's queued commands across a removal: if the GSME
             # rejoins and runs them, each answer must still go up once (the entries
             # expire with the answer window; the hub hears nothing from it meanwhile)
             return True
         for entry in list(self.outstanding):
-            if entry[0] == key:
+            if entry[0] == eui:
                 del self.outstanding[entry]
         return True
 
@@ -149,7 +150,7 @@ class CommsHub:
         target = bytes(message.recipient)
         if target == self.eui:
             return self._own(message, now)
-        if self.gpf is not None and target in self._gpf_euis():
+        if self._is_gpf(target):
             self._remember(target, message, now)
             return self._from_gpf(self._call(self.gpf.receive_gbcs, bytes(data), now), now)
         if eui_text(target) in self.device_log:
@@ -157,6 +158,16 @@ class CommsHub:
             self._send(target, T.put(data))
             return []
         return self._drop("unknown recipient")
+
+    def _is_gpf(self, eui):
+        """Whether `eui` is the GSME the GPF serves, or the GPF itself."""
+        if self.gpf is None:
+            return False
+        gsme = getattr(self.gpf, "gsme_eui", None)
+        if gsme is not None and bytes(gsme) == eui:
+            return True
+        own = getattr(self.gpf, "eui", None)
+        return own is not None and bytes(own) == eui
 
     def _gpf_euis(self):
         out = []
@@ -178,7 +189,7 @@ class CommsHub:
                 if oldest is None or entry < oldest:
                     oldest = entry
             del self.outstanding[oldest[1]]
-        self.outstanding[(eui_text(device), eui_text(message.originator),
+        self.outstanding[(device, bytes(message.originator),
                           message.originator_counter)] = now
 
     def _expire(self, now):
@@ -231,7 +242,7 @@ class CommsHub:
         if origin not in allowed:
             return self._drop("answer not from its sender")
         if message.cra_flag == CRA_RESPONSE:
-            key = (eui_text(origin), eui_text(message.recipient), message.originator_counter)
+            key = (origin, bytes(message.recipient), message.originator_counter)
             if key not in self.outstanding:
                 return self._drop("answer to nothing outstanding")
             del self.outstanding[key]
@@ -353,7 +364,8 @@ class CommsHub:
                         "extra": entry["extra"]}
         outstanding = []
         for key in self.outstanding:
-            outstanding.append([key[0], key[1], key[2], self.outstanding[key]])
+            outstanding.append([eui_text(key[0]), eui_text(key[1]), key[2],
+                                self.outstanding[key]])
         alerts = []
         for seen in self.recent_alerts:
             alerts.append([seen[0], seen[1]])
@@ -372,7 +384,8 @@ class CommsHub:
         self.join_timeout = int(state.get("join_timeout", 0))
         self.outstanding = {}
         for item in state.get("outstanding", ()):
-            self.outstanding[(item[0], item[1], int(item[2]))] = item[3]
+            self.outstanding[(binascii.unhexlify(item[0]), binascii.unhexlify(item[1]),
+                              int(item[2]))] = item[3]
         self.recent_alerts = []
         for item in state.get("recent_alerts", ()):
             self.recent_alerts.append([item[0], int(item[1])])

@@ -76,6 +76,10 @@ def decode(data):
     if len(data) == 0:
         raise TunnelError(0, "empty TransferData")
     kind = data[0]
+    if kind == PUT:
+        if len(data) < 2:
+            raise TunnelError(1, "PUT carries no GBCS message")
+        return PUT, None, bytes(data[1:])
     if kind == GET:
         if len(data) != 1:
             raise TunnelError(1, "GET carries no data, %d bytes follow" % (len(data) - 1))
@@ -84,10 +88,6 @@ def decode(data):
         if len(data) < 2:
             raise TunnelError(1, "GET-RESPONSE needs its remaining-messages count")
         return GET_RESPONSE, data[1], bytes(data[2:])
-    if kind == PUT:
-        if len(data) < 2:
-            raise TunnelError(1, "PUT carries no GBCS message")
-        return PUT, None, bytes(data[1:])
     raise TunnelError(0, "unknown GB-HRGP command 0x%02X" % kind)
 
 
@@ -119,14 +119,11 @@ def message_length(buf, base=0):
         return None
     if buf[0] == _MAC_HEADER:
         # GBCS 7.2.x MAC header: DD, six zero octets, BER length of the rest
-        if buf[1:7] != _SIX_ZEROS[:min(n, 7) - 1]:        # one compare on the common path
+        if n < 7 or buf[1:7] != _SIX_ZEROS:                # one compare on the common path
             for i in range(1, min(n, 7)):
                 if buf[i] != 0:
                     raise TunnelError(base + i, "MAC header: expected zero octets after DD")
-        got = _ber(buf, 7, base)
-        if got is None:
-            return None
-        return got[1] + got[0]
+        return _field_end(buf, 7, base)
     if buf[0] != _GENERAL_SIGNING:
         raise TunnelError(base, "not a GBCS message: starts 0x%02X" % buf[0])
     return _signed_length(buf, base)
@@ -136,7 +133,41 @@ _SIX_ZEROS = bytes(6)
 
 
 def _signed_length(buf, base):
-    # general-signing grouping header (GBCS 7.2.x): 09 transaction id, 08 EUI, 08 EUI
+    # general-signing grouping header (GBCS 7.2.x): 09 transaction id, 08 EUI, 08 EUI,
+    # then the date-time length at 29; a header that is not whole and well formed is
+    # read field by field, for the first error's offset
+    n = len(buf)
+    if n > 29 and buf[1] == 9 and buf[11] == 8 and buf[20] == 8:
+        at = 29
+    else:
+        at = _identities_end(buf, base)
+        if at is None:
+            return None
+    if buf[at] == 0x0C:
+        at += 13
+    elif buf[at] == 0x00:
+        at += 1
+    else:
+        raise TunnelError(base + at, "date-time length must be 00 or 0C")
+    for _ in range(2):                    # other-information, then the payload
+        if at < n and buf[at] < 0x80:     # short-form length
+            at += 1 + buf[at]
+        else:
+            at = _field_end(buf, at, base)
+            if at is None:
+                return None
+    if at >= n:
+        return None
+    if buf[at] == 0:
+        return at + 1
+    if buf[at] == _SIGNATURE_LENGTH:
+        return at + 1 + _SIGNATURE_LENGTH
+    raise TunnelError(base + at, "signature length must be 00 or 40")
+
+
+def _identities_end(buf, base):
+    """Offset of the date-time length after the grouping header's 09 transaction id,
+    08 originator, 08 recipient (GBCS 7.2.x); None if short."""
     at = 1
     for size, what in ((9, "transaction id"), (8, "originator"), (8, "recipient")):
         if at >= len(buf):
@@ -146,42 +177,28 @@ def _signed_length(buf, base):
         at += 1 + size
     if at >= len(buf):
         return None
-    if buf[at] == 0x0C:
-        at += 13
-    elif buf[at] == 0x00:
-        at += 1
-    else:
-        raise TunnelError(base + at, "date-time length must be 00 or 0C")
-    for _ in range(2):                    # other-information, then the payload
-        got = _ber(buf, at, base)
-        if got is None:
-            return None
-        at = got[1] + got[0]
-    if at >= len(buf):
-        return None
-    if buf[at] == 0:
-        return at + 1
-    if buf[at] == _SIGNATURE_LENGTH:
-        return at + 1 + _SIGNATURE_LENGTH
-    raise TunnelError(base + at, "signature length must be 00 or 40")
+    return at
 
 
-def _ber(buf, at, base):
-    """(value, offset after) of a BER definite length (X.690 8.1.3), None if short."""
+def _field_end(buf, at, base):
+    """Offset after the field at `at`: a BER definite length (X.690 8.1.3) and as many
+    octets as it counts. None when `buf` ends inside the length."""
     if at >= len(buf):
         return None
     first = buf[at]
     if first < 0x80:
-        return first, at + 1
+        return at + 1 + first
     count = first & 0x7F
     if count == 0 or count > 3:
         raise TunnelError(base + at, "unsupported BER length form 0x%02X" % first)
     if at + 1 + count > len(buf):
         return None
-    value = 0
-    for i in range(count):
-        value = (value << 8) | buf[at + 1 + i]
-    return value, at + 1 + count
+    value = buf[at + 1]
+    if count > 1:
+        value = (value << 8) | buf[at + 2]
+    if count > 2:
+        value = (value << 8) | buf[at + 3]
+    return at + 1 + count + value
 
 
 class Reassembler:
@@ -228,16 +245,17 @@ class Reassembler:
         kind, remaining, payload = decode(data)
         if kind == GET or (kind == GET_RESPONSE and len(payload) == 0):
             return kind, remaining, payload
-        head = header_length(kind)
+        head = 2 if kind == GET_RESPONSE else 1            # header_length(kind)
         total = message_length(payload, head)
-        if total is not None and total > self.max_message:
-            raise TunnelError(head, "message of %d bytes exceeds the reassembly bound %d"
-                              % (total, self.max_message))
-        if total is not None and total <= len(payload):
+        if total is not None:
+            if total > self.max_message:
+                raise TunnelError(head, "message of %d bytes exceeds the reassembly bound %d"
+                                  % (total, self.max_message))
+            if total == len(payload):
+                return kind, remaining, payload
             if total < len(payload):
                 raise TunnelError(head + total, "%d bytes after the GBCS message"
                                   % (len(payload) - total))
-            return kind, remaining, payload
         if len(data) < self.max_transfer:
             raise TunnelError(len(data), "GBCS message ends early (segments but the last "
                               "fill the maximum transfer size)")
