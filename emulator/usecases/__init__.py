@@ -55,11 +55,11 @@ class UseCase:
 
     @property
     def message_code(self):
-        return codes.use_case(self.name)[0]
+        return codes.USE_CASES[self.name][0]
 
     @property
     def critical(self):
-        return codes.use_case(self.name)[1]
+        return codes.USE_CASES[self.name][1]
 
     def build(self, params, ctx):
         raise NotImplementedError

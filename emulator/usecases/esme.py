@@ -60,7 +60,12 @@ def _results(response):
 
 def _base(response):
     results = _results(response)
-    return {"results": results, "ok": all(code == 0 for _, code in results),
+    ok = True
+    for _, code in results:
+        if code != 0:
+            ok = False
+            break
+    return {"results": results, "ok": ok,
             "long_invoke_id": response.long_invoke_id_and_priority}
 
 

@@ -198,6 +198,12 @@ def _walked_parameters(value):
                                 originator, recipient, other, key_type, key_parameters)
 
 
+_WELL_FORMED_TAGS = (axdr.ARRAY, axdr.STRUCTURE, axdr.STRUCTURE, axdr.STRUCTURE,
+                     axdr.STRUCTURE, axdr.ENUM, axdr.ENUM, axdr.OCTET_STRING,
+                     axdr.OCTET_STRING, axdr.OCTET_STRING, axdr.OCTET_STRING,
+                     axdr.OCTET_STRING, axdr.OCTET_STRING)
+
+
 def _well_formed_parameters(value):
     """The element read in one unpacking when it has exactly the shape and types the walk
     in `parse_protection_parameters` accepts (every encrypted read carries one, each way);
@@ -207,10 +213,9 @@ def _well_formed_parameters(value):
             (tid_tag, tid), (originator_tag, originator), (recipient_tag, recipient),
             (other_tag, other), (key_info_tag, [(key_type_enum, key_type), (agreed_tag, [
                 (parameters_tag, key_parameters), (ciphered_tag, _)])])])])] = value
-        if not (array == axdr.ARRAY and structure == options_tag == key_info_tag == agreed_tag
-                == axdr.STRUCTURE and protection_enum == key_type_enum == axdr.ENUM
-                and tid_tag == originator_tag == recipient_tag == other_tag == parameters_tag
-                == ciphered_tag == axdr.OCTET_STRING
+        if not ((array, structure, options_tag, key_info_tag, agreed_tag, protection_enum,
+                 key_type_enum, tid_tag, originator_tag, recipient_tag, other_tag,
+                 parameters_tag, ciphered_tag) == _WELL_FORMED_TAGS
                 and 0 <= protection_type <= 255 and 0 <= key_type <= 255
                 and len(tid) == 9 and tid[0] == KDF_MODE_ENCRYPTION
                 and len(originator) == 8 and len(recipient) == 8):

@@ -39,6 +39,8 @@ API: `AccessRequest`, `AccessResponse`, `RequestSpec`, `ResponseSpec` (plain cla
 Data value).
 """
 
+from struct import unpack_from
+
 from firmware.dlms.record import Record
 from firmware.dlms import axdr
 from firmware.dlms.results import OTHER_REASON
@@ -174,10 +176,13 @@ class _Encodings:
     came: A-XDR reads any non-zero octet as TRUE, and RTDS writes TRUE as FF where our
     A-XDR encoder writes 01 (both valid)."""
 
+    _decoded = None         # a copy of `data` as decoded; None when not decoded
+    _encodings = None
+
     def keep(self, encodings):
-        self._decoded = None
-        self._encodings = None
-        if encodings is not None:
+        if encodings is None:
+            self._decoded = self._encodings = None
+        else:
             self._decoded = list(self.data)
             self._encodings = list(encodings)
 
@@ -185,8 +190,12 @@ class _Encodings:
         values = self.data
         _list(out, values, "list of data")
         decoded = self._decoded
+        if decoded is None:
+            for value in values:
+                axdr.encode_into(out, value)
+            return
         for i in range(len(values)):
-            if decoded is not None and i < len(decoded) and values[i] == decoded[i]:
+            if i < len(decoded) and values[i] == decoded[i]:
                 out.extend(self._encodings[i])
             else:
                 axdr.encode_into(out, values[i])
@@ -201,7 +210,8 @@ class AccessRequest(Record, _Encodings):
         self.date_time = bytes(date_time)
         self.specifications = list(specifications)
         self.data = list(data)
-        self.keep(encodings)
+        if encodings is not None:
+            self.keep(encodings)
 
     def encode(self):
         out = bytearray((ACCESS_REQUEST,))
@@ -226,7 +236,8 @@ class AccessResponse(Record, _Encodings):
                                        else list(request_specifications))
         self.data = list(data)
         self.results = list(results)
-        self.keep(encodings)
+        if encodings is not None:
+            self.keep(encodings)
 
     def encode(self):
         out = bytearray((ACCESS_RESPONSE,))
@@ -246,18 +257,29 @@ class AccessResponse(Record, _Encodings):
 # -- encoding helpers ---------------------------------------------------------------------
 
 def _head(out, long_invoke_id, date_time):
-    if (not isinstance(long_invoke_id, int) or isinstance(long_invoke_id, bool)
-            or not 0 <= long_invoke_id <= UINT32_MAX):
-        raise ValueError("long-invoke-id-and-priority out of range: %r" % (long_invoke_id,))
-    out.extend(long_invoke_id.to_bytes(4, "big"))
-    out.extend(axdr.encode_length(len(date_time)))
-    out.extend(date_time)
+    if type(long_invoke_id) is not int or not 0 <= long_invoke_id <= UINT32_MAX:
+        # the slow check lets int subclasses other than bool through
+        if (not isinstance(long_invoke_id, int) or isinstance(long_invoke_id, bool)
+                or not 0 <= long_invoke_id <= UINT32_MAX):
+            raise ValueError("long-invoke-id-and-priority out of range: %r"
+                             % (long_invoke_id,))
+    out += long_invoke_id.to_bytes(4, "big")
+    n = len(date_time)
+    if n < 0x80:
+        out.append(n)
+    else:
+        out += axdr.encode_length(n)
+    out += date_time
 
 
 def _list(out, items, name):
     if not isinstance(items, list):
         raise ValueError("%s must be a list" % name)
-    out.extend(axdr.encode_length(len(items)))
+    n = len(items)
+    if n < 0x80:
+        out.append(n)
+    else:
+        out += axdr.encode_length(n)
 
 
 def _specs(out, specs):
@@ -324,8 +346,7 @@ def _plain_request(buf):
     data, encodings, pos = _plain_data(buf, pos, end)
     if data is None or pos != end:
         return None
-    return AccessRequest(((buf[1] << 24) | (buf[2] << 16) | (buf[3] << 8) | buf[4]), b"",
-                         specs, data, encodings)
+    return AccessRequest(unpack_from(">I", buf, 1)[0], b"", specs, data, encodings)
 
 
 def _plain_response(buf):
@@ -347,8 +368,7 @@ def _plain_response(buf):
             return None
         results.append(ResponseSpec(kind, buf[pos + 1]))
         pos += 2
-    return AccessResponse(((buf[1] << 24) | (buf[2] << 16) | (buf[3] << 8) | buf[4]), b"",
-                          data, results, None, encodings)
+    return AccessResponse(unpack_from(">I", buf, 1)[0], b"", data, results, None, encodings)
 
 
 def _plain_data(buf, pos, end):
@@ -360,10 +380,8 @@ def _plain_data(buf, pos, end):
     values = []
     encodings = []
     for _ in range(count):
-        if pos >= end:
-            return None, None, pos
         try:
-            value, nxt = axdr.decode(buf, pos)
+            value, nxt = axdr.decode(buf, pos)      # (end is len(buf): raises past it)
         except (axdr.AxdrError, IndexError, ValueError, TypeError):
             return None, None, pos
         values.append(value)

@@ -59,6 +59,8 @@ Note: the Green Book numbers Set-Request-With-List 4 (C1 04) and
 Set-Request-With-Datablock 3 (C1 03); Set-Response-With-List is 5.
 """
 
+from struct import pack
+
 from firmware.dlms.record import Record
 from firmware.dlms import axdr
 
@@ -283,6 +285,18 @@ def _instance_id(out, inst):
     out.extend(inst)
 
 
+def _descriptor_into(out, class_id, instance_id, index, index_name):
+    """class-id, instance-id and the attribute or method index: in one pack() when all
+    three are plainly valid, else each checked in turn (and the first fault raised)."""
+    if (type(class_id) is int and 0 <= class_id <= 0xFFFF and type(instance_id) is bytes
+            and len(instance_id) == 6 and type(index) is int and -128 <= index <= 127):
+        out += pack(">H6sb", class_id, instance_id, index)
+        return
+    _u16(out, class_id, "class-id")
+    _instance_id(out, instance_id)
+    _i8(out, index, index_name)
+
+
 class AttributeDescriptor(Record):
     FIELDS = ("class_id", "instance_id", "attribute_id")
 
@@ -292,9 +306,8 @@ class AttributeDescriptor(Record):
         self.attribute_id = attribute_id
 
     def encode_into(self, out):
-        _u16(out, self.class_id, "class-id")
-        _instance_id(out, self.instance_id)
-        _i8(out, self.attribute_id, "attribute-id")
+        _descriptor_into(out, self.class_id, self.instance_id, self.attribute_id,
+                         "attribute-id")
 
     @staticmethod
     def read(r):
@@ -314,9 +327,7 @@ class MethodDescriptor(Record):
         self.method_id = method_id
 
     def encode_into(self, out):
-        _u16(out, self.class_id, "class-id")
-        _instance_id(out, self.instance_id)
-        _i8(out, self.method_id, "method-id")
+        _descriptor_into(out, self.class_id, self.instance_id, self.method_id, "method-id")
 
     @staticmethod
     def read(r):

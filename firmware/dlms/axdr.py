@@ -285,8 +285,8 @@ def _enc_list(out, payload, depth):
         out += encode_length(count)
     depth += 1
     ints = _INTS
-    # Inline fast paths for the common elements of a profile buffer; anything else,
-    # and every error, goes through _encode.
+    # Inline fast paths for the common elements of a profile buffer and already encoded
+    # parts (RAW); anything else, and every error, goes through _encode.
     for item in payload:
         try:
             tag, value = item
@@ -311,6 +311,9 @@ def _enc_list(out, payload, depth):
                 continue
             elif tag == NULL_DATA and value is None:
                 out.append(NULL_DATA)
+                continue
+            elif tag == RAW and type(value) is bytes and value:
+                out += value
                 continue
         _encode(out, item, depth)
 
@@ -598,10 +601,10 @@ def _dec_list(buf, pos, end, depth):
                         pos = nxt
                         continue
             elif kind == _LIST:
-                if depth < MAX_DEPTH:
-                    value, pos = _dec_list(buf, pos + 1, end, depth)
-                    append((tag, value))
-                    continue
+                # (too deep: _dec_list raises what _decode would)
+                value, pos = _dec_list(buf, pos + 1, end, depth)
+                append((tag, value))
+                continue
             elif kind == _ONE_BYTE:
                 if pos + 1 < end:
                     append((tag, buf[pos + 1]))
