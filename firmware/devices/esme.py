@@ -331,10 +331,7 @@ class Esme:
         self.interval_register.value = _u32(self._last_interval_wh)
         if self.secondary_register is not None:
             self.secondary_register.value = _u32(self._secondary)
-        power = 0
-        if self._supplied:
-            power = self.model.power_w(self._pending, now)
-        self.power_register.value = _u32(power)
+        self._publish_power(now)
         # the voltages are a hash of the second: a burst of commands in one second (a
         # supply change publishes twice) computes them once
         if self._voltages_at != now:
@@ -344,6 +341,12 @@ class Esme:
         voltages = self._voltages
         for i in range(len(voltages)):
             self.voltage_registers[i].value = voltages[i]
+
+    def _publish_power(self, now):
+        power = 0
+        if self._supplied:
+            power = self.model.power_w(self._pending, now)
+        self.power_register.value = _u32(power)
 
     def _sync_from_registers(self):
         """Adopt a value a client wrote or reset (e.g. Register reset) since the last run."""
@@ -410,7 +413,9 @@ class Esme:
             self.log_event("supply_connected_locally", now)
         else:
             self.log_event("supply_connected", now)
-        self._publish(now)
+        # advance() has just published everything else at `now`: only the power follows
+        # the supply
+        self._publish_power(now)
 
     def _set_time(self, seconds):
         """Clock callback: a client set the time (Clock attribute 2 or a method)."""
