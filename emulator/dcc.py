@@ -251,6 +251,8 @@ class AnomalyDetector:
         self._seen = {}                     # (user, srv) -> [times]
 
     def limit(self, user, srv):
+        if not self.thresholds:
+            return None
         for key in ((bytes(user), srv), srv, "*"):
             if key in self.thresholds:
                 return self.thresholds[key]
@@ -592,8 +594,9 @@ class Dcc:
         return ""
 
     def _dcc_party(self, eui):
+        eui = bytes(eui)
         for party in (self.acb, self.transcos):
-            if party is not None and party.eui == bytes(eui) and party.ka_private is not None:
+            if party is not None and party.eui == eui and party.ka_private is not None:
                 return party
         return None
 
@@ -660,8 +663,11 @@ class Dcc:
     # -- plumbing ------------------------------------------------------------------------
     def _response(self, request, code, kind=duis.RESPONSE_MESSAGE, **fields):
         if kind == duis.RESPONSE_MESSAGE:
-            fields.setdefault("service_reference", request.service_reference)
-            fields.setdefault("service_reference_variant", request.service_reference_variant)
+            return DuisResponse(code, self._now_text(), request_id=request.request_id,
+                                response_id=request.request_id.swapped(),
+                                service_reference=request.service_reference,
+                                service_reference_variant=request.service_reference_variant,
+                                **fields)
         return DuisResponse(code, self._now_text(), kind=kind, request_id=request.request_id,
                             response_id=request.request_id.swapped(), **fields)
 

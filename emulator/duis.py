@@ -49,6 +49,7 @@ failure is a `DuisError` naming what was wrong.
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime
 import re
 import xml.etree.ElementTree as ET
@@ -157,7 +158,7 @@ class RequestId:
         return "RequestId(%s)" % self
 
     def __eq__(self, other):
-        return isinstance(other, RequestId) and str(self) == str(other)
+        return other is self or (isinstance(other, RequestId) and str(self) == str(other))
 
     def __hash__(self):
         return hash(str(self))
@@ -215,18 +216,34 @@ def _add_params(parent, params):
                 child.text = one
 
 
+# The canonical form of a request or response, written straight from its fields (the
+# signing hot path: no tree to build and walk; tests hold it to `_canonical_text(element())`):
+# fixed markup with the leaf texts put in, each through `_c14n_value`.
 _ROOT_START = '<sr:%%s xmlns:sr="%s" schemaVersion="%s">' % (NS, SCHEMA_VERSION)
+_REQUEST_HEAD = (_ROOT_START % "Request" + "<sr:Header><sr:RequestID>%s</sr:RequestID>"
+                 "<sr:CommandVariant>%s</sr:CommandVariant>"
+                 "<sr:ServiceReference>%s</sr:ServiceReference>"
+                 "<sr:ServiceReferenceVariant>%s</sr:ServiceReferenceVariant>"
+                 "</sr:Header><sr:Body><sr:%s>")
+_REQUEST_END = "</sr:%s></sr:Body></sr:Request>"
+_RESPONSE_START = _ROOT_START % "Response" + "<sr:Header>"
+_RESPONSE_CODE = ("<sr:ResponseCode>%s</sr:ResponseCode>"
+                  "<sr:ResponseDateTime>%s</sr:ResponseDateTime></sr:Header><sr:Body><sr:%s>")
+_SERVICE_REFERENCE = ("<sr:ServiceReference>%s</sr:ServiceReference>"
+                      "<sr:ServiceReferenceVariant>%s</sr:ServiceReferenceVariant>")
+_RESPONSE_END = "</sr:%s></sr:Body></sr:Response>"
 
 
-def _c14n_leaf(out, name, text):
-    """<sr:name>text</sr:name> in canonical form (what `_text` then `_c14n` give)."""
-    out.append("<sr:%s>%s</sr:%s>" % (name, _c14n_text(text) if text else "", name))
+def _c14n_value(text):
+    """The canonical content of a leaf element holding `text` (what `_text` then `_c14n`
+    give): the text escaped, nothing for None or ''."""
+    return (_C14N_TEXTS.get(text) or _c14n_text(text)) if text else ""
 
 
-def _base64_leaf(out, name, data):
-    """`_c14n_leaf` of `base64_text(data)`: base64 has nothing canonical XML escapes."""
-    out.append("<sr:%s>%s</sr:%s>" % (name, base64_text(data), name) if data
-               else "<sr:%s></sr:%s>" % (name, name))
+def _c14n_id(request_id):
+    """`_c14n_value(str(request_id))`: a RequestId's text (EUIs, a number) escapes to
+    itself."""
+    return str(request_id) if type(request_id) is RequestId else _c14n_value(str(request_id))
 
 
 def _c14n_params(out, params):
@@ -238,7 +255,7 @@ def _c14n_params(out, params):
                 _c14n_params(out, one)
                 out.append("</sr:%s>" % name)
             else:
-                _c14n_leaf(out, name, one)
+                out.append("<sr:%s>%s</sr:%s>" % (name, _c14n_value(one), name))
 
 
 def _read_params(element):
@@ -256,7 +273,8 @@ def _read_params(element):
 
 
 def base64_text(data: bytes) -> str:
-    return base64.b64encode(bytes(data)).decode("ascii")
+    # what base64.b64encode returns, without its Python frame
+    return binascii.b2a_base64(bytes(data), newline=False).decode("ascii")
 
 
 def base64_bytes(text, where="base64") -> bytes:
@@ -302,17 +320,18 @@ class DuisRequest:
 
     def __init__(self, request_id: RequestId, command_variant: int, service_reference: str,
                  service_reference_variant: str, body_name: str, body=None):
-        if not 1 <= int(command_variant) <= 8:
+        command_variant = int(command_variant)
+        if not 1 <= command_variant <= 8:
             raise ValueError("CommandVariant is 1-8")
         self.request_id = request_id
-        self.command_variant = int(command_variant)
+        self.command_variant = command_variant
         self.service_reference = service_reference
         self.service_reference_variant = service_reference_variant
         self.body_name = body_name
         self.body = _normalise(body or {}) or {}
         self.key_info = None            # (issuer, serial) of the signer, after from_xml
         self.xml = None                 # the document it was read from, after from_xml
-        self.root = None                # and its parsed root element (parsed when asked)
+        self._root = None               # and its parsed root element (`root`: when asked)
         self._signed = None             # (digest text, signature value) when known unparsed
 
     def __eq__(self, other):
@@ -360,15 +379,16 @@ class DuisRequest:
     def canonical_text(self) -> str:
         """`_canonical_text(self.element())`, written straight from the fields (the signing
         hot path: no tree to build and walk; tests hold the two equal)."""
-        out = [_ROOT_START % "Request", "<sr:Header>"]
-        _c14n_leaf(out, "RequestID", str(self.request_id))
-        _c14n_leaf(out, "CommandVariant", str(self.command_variant))
-        _c14n_leaf(out, "ServiceReference", self.service_reference)
-        _c14n_leaf(out, "ServiceReferenceVariant", self.service_reference_variant)
-        out.append("</sr:Header><sr:Body><sr:%s>" % self.body_name)
-        if isinstance(self.body, dict):
-            _c14n_params(out, self.body)
-        out.append("</sr:%s></sr:Body></sr:Request>" % self.body_name)
+        name = self.body_name
+        head = _REQUEST_HEAD % (
+            _c14n_id(self.request_id), _c14n_value(str(self.command_variant)),
+            _c14n_value(self.service_reference), _c14n_value(self.service_reference_variant),
+            name)
+        if not isinstance(self.body, dict) or not self.body:
+            return head + _REQUEST_END % name
+        out = [head]
+        _c14n_params(out, self.body)
+        out.append(_REQUEST_END % name)
         return "".join(out)
 
     @classmethod
@@ -439,7 +459,7 @@ class DuisResponse:
         self.dcc_alert = _normalise(dcc_alert) if dcc_alert else None
         self.key_info = None
         self.xml = None
-        self.root = None
+        self._root = None               # `root`, parsed from `xml` when asked
         self._signed = None
 
     root = property(lambda self: _lazy_root(self), lambda self, root: _set_root(self, root))
@@ -491,33 +511,33 @@ class DuisResponse:
 
     def canonical_text(self) -> str:
         """`_canonical_text(self.element())`, written straight from the fields."""
-        out = [_ROOT_START % "Response", "<sr:Header>"]
+        kind = self.kind
+        out = [_RESPONSE_START]
         if self.request_id is not None:
-            _c14n_leaf(out, "RequestID", str(self.request_id))
+            out.append("<sr:RequestID>%s</sr:RequestID>" % _c14n_id(self.request_id))
         if self.response_id is not None:
-            _c14n_leaf(out, "ResponseID", str(self.response_id))
-        _c14n_leaf(out, "ResponseCode", self.response_code)
-        _c14n_leaf(out, "ResponseDateTime", self.response_date_time)
-        out.append("</sr:Header><sr:Body><sr:%s>" % self.kind)
-        if self.kind == RESPONSE_MESSAGE:
-            _c14n_leaf(out, "ServiceReference", self.service_reference or "")
-            _c14n_leaf(out, "ServiceReferenceVariant", self.service_reference_variant or "")
+            out.append("<sr:ResponseID>%s</sr:ResponseID>" % _c14n_id(self.response_id))
+        out.append(_RESPONSE_CODE % (_c14n_value(self.response_code),
+                                     _c14n_value(self.response_date_time), kind))
+        if kind == RESPONSE_MESSAGE:            # (base64 has nothing canonical XML escapes)
+            out.append(_SERVICE_REFERENCE % (_c14n_value(self.service_reference),
+                                             _c14n_value(self.service_reference_variant)))
             if self.gbcs_payload is not None:
-                _base64_leaf(out, "GBCSPayload", self.gbcs_payload)
+                out.append("<sr:GBCSPayload>%s</sr:GBCSPayload>" % base64_text(self.gbcs_payload))
             elif self.pre_command is not None:
-                out.append("<sr:PreCommand>")
-                _c14n_leaf(out, "GBCSVersion", self.gbcs_version)
-                _base64_leaf(out, "GBCSPayload", self.pre_command)
-                out.append("</sr:PreCommand>")
-        elif self.kind == DEVICE_ALERT:
-            _c14n_leaf(out, "AlertCode", "%04X" % self.alert_code)
-            _base64_leaf(out, "GBCSPayload", self.gbcs_payload or b"")
+                out.append("<sr:PreCommand><sr:GBCSVersion>%s</sr:GBCSVersion>"
+                           "<sr:GBCSPayload>%s</sr:GBCSPayload></sr:PreCommand>"
+                           % (_c14n_value(self.gbcs_version), base64_text(self.pre_command)))
+        elif kind == DEVICE_ALERT:
+            out.append("<sr:AlertCode>%s</sr:AlertCode><sr:GBCSPayload>%s</sr:GBCSPayload>"
+                       % (_c14n_value("%04X" % self.alert_code),
+                          base64_text(self.gbcs_payload or b"")))
         else:
-            _c14n_leaf(out, "DCCAlertCode", self.dcc_alert_code)
-            out.append("<sr:DCCAlert>")
+            out.append("<sr:DCCAlertCode>%s</sr:DCCAlertCode><sr:DCCAlert>"
+                       % _c14n_value(self.dcc_alert_code))
             _c14n_params(out, self.dcc_alert or {})
             out.append("</sr:DCCAlert>")
-        out.append("</sr:%s></sr:Body></sr:Response>" % self.kind)
+        out.append(_RESPONSE_END % kind)
         return "".join(out)
 
     @classmethod
@@ -581,6 +601,9 @@ class XmlSigner:
         self.private_key = private_key
         self.certificate = certificate
         self.key_info = issuer_serial(certificate)
+        # what a reader parses from the KeyInfo written below; None when the issuer's text
+        # would not read back as it is (its documents are then not remembered)
+        self._read_back_key_info = self.key_info if _reads_back(self.key_info[0]) else None
         # the Signature and SignedInfo in canonical form, cut where the values go
         skeleton = _signature_skeleton(*self.key_info)
         signed_info = skeleton.find(_qd("SignedInfo"))
@@ -655,7 +678,7 @@ def _remember(document, signer, xml, digest, value, signed=None):
         return xml
     fields = _read_back_fields(document, signer)
     if fields is not None:
-        _RECENT[xml] = (type(document), fields, signer.key_info, digest, value, signed)
+        _RECENT[xml] = (type(document), fields, digest, value, signed)
     return xml
 
 
@@ -665,46 +688,57 @@ def _recalled(cls, xml):
     known = _RECENT.get(bytes(xml))
     if known is None or known[0] is not cls:
         return None
-    _, fields, key_info, digest, value, signed = known
+    _, fields, digest, value, signed = known
+    # the object `from_xml` would build: its fields were checked when it was remembered
+    document = cls.__new__(cls)
+    document.__dict__.update(fields)
     if cls is DuisRequest:
-        document = DuisRequest(*fields[:5], body=_copy_params(fields[5]))
-    else:
-        document = DuisResponse(*fields[0], **fields[1])
-    document.key_info = key_info
+        document.body = _copy_params(fields["body"])   # the reader's own, as parsing gives
     document.xml = raw = bytes(xml)
     document._signed = (digest, value, signed, raw)
     return document
 
 
 def _read_back_fields(document, signer):
-    """The constructor arguments that `from_xml` would give back, or None when some field
-    would not read back as it is (surrounding whitespace, CR, text XML cannot carry, a
-    shape the reader does not return)."""
-    issuer = signer.key_info[0]
-    if not _reads_back(issuer):
+    """The instance fields (but `xml`, `_signed`) that `from_xml` would give the document
+    back, or None when some field would not read back as it is (surrounding whitespace,
+    CR, text XML cannot carry, a shape or type the reader does not return)."""
+    key_info = signer._read_back_key_info
+    if key_info is None:
         return None
-    if isinstance(document, DuisRequest):
-        fields = (document.request_id, document.command_variant, document.service_reference,
-                  document.service_reference_variant, document.body_name)
-        if not (_reads_back(fields[2]) and _reads_back(fields[3]) and _reads_back(fields[4])
-                and isinstance(document.body, dict) and _params_read_back(document.body)):
+    if type(document) is DuisRequest:
+        variant, body = document.command_variant, document.body
+        if not (type(variant) is int and 1 <= variant <= 8 and isinstance(body, dict)
+                and _all_read_back((document.service_reference,
+                                    document.service_reference_variant, document.body_name))
+                and _params_read_back(body)):
             return None
-        return fields + (_copy_params(document.body),)
+        return {"request_id": document.request_id, "command_variant": variant,
+                "service_reference": document.service_reference,
+                "service_reference_variant": document.service_reference_variant,
+                "body_name": document.body_name, "body": _copy_params(body),
+                "key_info": key_info, "_root": None}
+    if type(document) is not DuisResponse:
+        return None
+    payload, pre_command = document.gbcs_payload, document.pre_command
     if (document.kind != RESPONSE_MESSAGE or document.alert_code is not None
             or document.dcc_alert_code is not None or document.dcc_alert is not None
-            or (document.gbcs_payload is not None and document.pre_command is not None)
-            or not (_reads_back(document.response_code)
-                    and _reads_back(document.response_date_time)
-                    and _reads_back(document.service_reference)
-                    and _reads_back(document.service_reference_variant))
-            or (document.pre_command is not None and not _reads_back(document.gbcs_version))):
+            or (payload is not None and pre_command is not None)
+            or not _all_read_back((document.response_code, document.response_date_time,
+                                   document.service_reference,
+                                   document.service_reference_variant))
+            or (pre_command is not None and not _reads_back(document.gbcs_version))):
         return None
-    return (document.response_code, document.response_date_time), {
-        "request_id": document.request_id, "response_id": document.response_id,
-        "service_reference": document.service_reference,
-        "service_reference_variant": document.service_reference_variant,
-        "gbcs_payload": document.gbcs_payload, "pre_command": document.pre_command,
-        "gbcs_version": document.gbcs_version}
+    return {"response_code": document.response_code,
+            "response_date_time": document.response_date_time, "kind": RESPONSE_MESSAGE,
+            "request_id": document.request_id, "response_id": document.response_id,
+            "service_reference": document.service_reference,
+            "service_reference_variant": document.service_reference_variant,
+            "gbcs_payload": None if payload is None else bytes(payload),
+            "pre_command": None if pre_command is None else bytes(pre_command),
+            "gbcs_version": None if pre_command is None else document.gbcs_version,
+            "alert_code": None, "dcc_alert_code": None, "dcc_alert": None,
+            "key_info": key_info, "_root": None}
 
 
 def _reads_back(text):
@@ -722,11 +756,30 @@ def _reads_back(text):
 _READS_BACK = {}
 
 
+def _all_read_back(texts):
+    """`_reads_back` of every text; the memo is asked first, in one go."""
+    try:
+        if all(map(_READS_BACK.get, texts)):
+            return True
+    except TypeError:                   # unhashable: not text
+        return False
+    return all(map(_reads_back, texts))
+
+
 def _params_read_back(params):
-    for value in params.values():
-        for one in (value if isinstance(value, list) else [value]):
+    """Whether a body reads back as it is: in the constructor's normal form (text, non-empty
+    dicts with text names, lists of two or more) and its every text reads back."""
+    for name, value in params.items():
+        if type(name) is not str:
+            return False
+        if isinstance(value, list):
+            if len(value) < 2:
+                return False
+        else:
+            value = (value,)
+        for one in value:
             if isinstance(one, dict):
-                if not _params_read_back(one):
+                if not one or not _params_read_back(one):
                     return False
             elif not _reads_back(one):
                 return False
@@ -734,11 +787,15 @@ def _params_read_back(params):
 
 
 def _copy_params(params):
-    if isinstance(params, dict):
-        return {k: _copy_params(v) for k, v in params.items()}
-    if isinstance(params, list):
-        return [_copy_params(v) for v in params]
-    return params
+    """A copy of a body (`_params_read_back`'s shape): its dicts and lists are new, the text
+    in them is shared."""
+    copy = dict(params)
+    for name, value in copy.items():
+        if isinstance(value, dict):
+            copy[name] = _copy_params(value)
+        elif isinstance(value, list):
+            copy[name] = [_copy_params(one) if isinstance(one, dict) else one for one in value]
+    return copy
 
 
 def _lazy_root(document):
@@ -760,14 +817,14 @@ def verify(document, public_key_xy: bytes) -> None:
     from them, or a DuisRequest/DuisResponse read by `from_xml`); raises DuisError if it is
     missing, malformed, names other algorithms, or does not verify with this public key."""
     raw = None
-    if isinstance(document, ET.Element):
-        root = document
-    elif isinstance(document, (DuisRequest, DuisResponse)):
+    if isinstance(document, (DuisRequest, DuisResponse)):
         if document._signed is not None and _verify_recalled(document, public_key_xy):
             return
         root, raw = document.root, document.xml
         if root is None:
             raise DuisError("not read from XML: nothing to verify", "Signature")
+    elif isinstance(document, ET.Element):
+        root = document
     else:
         root = _parse(document)
         raw = bytes(document.encode("utf-8") if isinstance(document, str) else document)

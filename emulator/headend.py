@@ -52,6 +52,8 @@ meter; without it they count 1, 2, 3... from `top_up_counter`.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from emulator import duis
@@ -71,6 +73,7 @@ AWAITED_KEPT = 1024      # requests that got E21 and may still be answered; the 
 NO_RESPONSE = PUBLIC_CODES["no_response"]       # E21
 TOP_UP_SRV = "2.2"
 _DER = Encoding.DER
+_PASSED = itemgetter(2)  # of a check (hop, what, passed)
 
 
 class HeadEndError(Exception):
@@ -107,12 +110,13 @@ class Result:
     @property
     def ok(self):
         return (self.response is not None and self.response.response_code == duis.I0_SUCCESS
-                and all(passed for _, _, passed in self.checks)
+                and all(map(_PASSED, self.checks))
                 and self.fields.get("ok", True) is not False)
 
     def check(self, hop, what, passed):
-        self.checks.append((hop, what, bool(passed)))
-        return bool(passed)
+        passed = bool(passed)
+        self.checks.append((hop, what, passed))
+        return passed
 
     def __repr__(self):
         return "Result(%s %s %s ok=%s)" % (self.srv, self.request_id, self.code, self.ok)
@@ -309,7 +313,7 @@ class HeadEnd:
             response = await self._exchange(request, result)
         if response is not None and response.gbcs_payload is not None:
             self._read_answer(result, response.gbcs_payload, keys, use_case)
-        elif result.code == NO_RESPONSE and all(passed for _, _, passed in result.checks):
+        elif result.code == NO_RESPONSE and all(map(_PASSED, result.checks)):
             self._await_answer(request_id, srv.variant, use_case, keys.eui)
         return result
 
@@ -390,7 +394,7 @@ class HeadEnd:
                             response.gbcs_payload is not None):
                 self._read_answer(result, response.gbcs_payload, self._device(device),
                                   result.use_case)
-        if all(passed for _, _, passed in result.checks):     # settled: once only
+        if all(map(_PASSED, result.checks)):                  # settled: once only
             del self._awaited[response.request_id]
             if srv_variant == TOP_UP_SRV and result.ok:        # as top_up does at once
                 self.utrn_credited[device] = max(self.utrn_credited.get(device, 0),
