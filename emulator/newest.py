@@ -14,7 +14,8 @@ class NewestKept(OrderedDict):
         self.limit = limit
 
     def __setitem__(self, key, value):
-        super().__setitem__(key, value)
-        self.move_to_end(key)
+        if key in self:                       # a new key is set at the end already
+            self.move_to_end(key)
+        OrderedDict.__setitem__(self, key, value)
         while len(self) > self.limit:
             self.popitem(last=False)
