@@ -46,8 +46,10 @@ What happens to one request, in order (each refusal is a DUIS response code, an 
    old supplier's next request is refused here (E4); the device refuses it independently
    (its supplier trust anchor was replaced). A future-dated 6.23 completes when the
    device's signed 0x8F66 alert to the TransCoS reports every replacement done.
-10. late answers. A command that got no answer in time (E21: a GSME's command waits at
-   the GPF for the GSME's next wake) is remembered (`MAX_AWAITING`, the oldest go first)
+10. late answers. A command that got no answer in time is remembered: a GSME's command
+   waits at the GPF for the GSME's next wake, and the user gets I99 (acknowledged, the
+   answer to follow); any other device's silence is E21. Either is kept (`MAX_AWAITING`,
+   the oldest go first)
    by (device, originator, counter). When the device's answer comes up later, on its own
    (`receive_upstream`) or beside another command's answer, it is verified as in step 8
    against the command it answers; then the DCC records "answered" (late), completes a
@@ -74,6 +76,7 @@ from emulator.smki import organisation_eui, organisation_role
 from emulator.usecases import USE_CASE_BUILDERS, BuildContext, UseCaseError
 from emulator.wan import WanTimeout
 from firmware.dlms.apdu import ApduError, DataNotification, decode_apdu
+from firmware.devices.gsme import READS as GPF_MIRRORED_READS
 from firmware.gbcs import codes
 from firmware.gbcs import credentials as cs02
 from firmware.gbcs import gbz
@@ -500,6 +503,13 @@ class Dcc:
             response = self._sort(bytes(raw), message, response)
         if response is None:
             self._await_answer(request, srv, record, message)
+            if (record.device_type == codes.GSME
+                    and message.message_code not in GPF_MIRRORED_READS):
+                # battery powered: what the GPF does not answer from its mirror waits at
+                # the GPF for the GSME's next wake, so no answer now is the normal case.
+                # DUIS acknowledges (I99); the answer follows as its own response (step 10)
+                self._event("acknowledged", request, reason="held for the device's wake")
+                return self._response(request, duis.I99_ACKNOWLEDGED)
             raise _Refusal("no_response")
         raw, answer = response
         problem = self._verify_response(answer, message, record)

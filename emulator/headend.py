@@ -6,7 +6,7 @@
     result = await head_end.read_registers(eui)        # Result: ok, fields, checks
     result = await head_end.disable_supply(eui)        # critical: transform, sign, send
     alerts = await head_end.collect_alerts()
-    results = await head_end.collect_responses()      # late answers to requests that got E21
+    results = await head_end.collect_responses()      # late answers (requests that got I99/E21)
 
 Services: read_registers (4.1.1), read_profile (4.8.1), read_daily_log (4.6.1),
 read_supply_status (7.4), enable/disable/arm_supply (7.1/7.2/7.3), set_clock (6.11),
@@ -32,9 +32,9 @@ device's (a response addressed to a DCC party - the TransCoS, the ACB - is MAC'd
 them, so its MAC is the DCC's to check, and the check says so); then the use case's reader
 decodes it (decrypting encrypted fields with the head-end's KA key).
 
-Late answers: a request the DCC answered E21 (no answer in time: a GSME's command waits at
-the GPF for the GSME's next wake) is remembered by its RequestID with its SRV, use case and
-device (the newest `AWAITED_KEPT`). `collect_responses` takes the DCC's late answers
+Late answers: a request the DCC answered I99 (acknowledged: a GSME's command waits at the
+GPF for the GSME's next wake) or E21 (no answer in time) is remembered by its RequestID
+with its SRV, use case and device (the newest `AWAITED_KEPT`). `collect_responses` takes the DCC's late answers
 (`take_responses`, dcc.py step 10) and makes each a `Result` checked exactly as an
 immediate one: the DCC's XML signature; the response answers a request this head-end sent
 and still awaits (same RequestID and SRV); the device's signature or MAC; the use case's
@@ -69,11 +69,14 @@ from firmware.gbcs.envelope import CRA_ALERT, CRA_COMMAND, CRA_RESPONSE, GbcsErr
 
 TOP_UP_STEP = 1 << 32
 UTRN_REACH = 511         # how far above a meter's newest UTRN counter its 10 bits still reach
-AWAITED_KEPT = 1024      # requests that got E21 and may still be answered; the oldest go first
+AWAITED_KEPT = 1024      # requests that got I99/E21 and may still be answered; oldest go first
 NO_RESPONSE = PUBLIC_CODES["no_response"]       # E21
 TOP_UP_SRV = "2.2"
 _DER = Encoding.DER
 _PASSED = itemgetter(2)  # of a check (hop, what, passed)
+# the DCC's codes for a command sent on whose answer may come later: I99, held for a GSME's
+# wake; E21, no answer in time
+_ANSWER_TO_FOLLOW = (duis.I99_ACKNOWLEDGED, NO_RESPONSE)
 
 
 class HeadEndError(Exception):
@@ -313,12 +316,12 @@ class HeadEnd:
             response = await self._exchange(request, result)
         if response is not None and response.gbcs_payload is not None:
             self._read_answer(result, response.gbcs_payload, keys, use_case)
-        elif result.code == NO_RESPONSE and all(map(_PASSED, result.checks)):
+        elif result.code in _ANSWER_TO_FOLLOW and all(map(_PASSED, result.checks)):
             self._await_answer(request_id, srv.variant, use_case, keys.eui)
         return result
 
     async def collect_responses(self):
-        """The DCC's late answers for this head-end (requests that got E21), each a
+        """The DCC's late answers for this head-end (requests that got I99 or E21), each a
         `Result` checked as `request` checks an immediate answer, against the request it
         answers (see the module docstring). Each comes from the DCC once."""
         take = getattr(self.dcc, "take_responses", None)

@@ -8,7 +8,7 @@ hub (with its GPF), the virtual HAN, an ESME and a sleeping GSME, all issued fro
         lab.hops                       # every hop of every request, in order
         lab.snapshot()                 # device state: registers, counters, supply, credit
         lab.wake_gsme()                # the GSME's next wake; what it sends up reaches the DCC
-        await lab.collect_responses("B")   # B's late answers (E21 at first), as B's Results
+        await lab.collect_responses("B")   # B's late answers (I99 at first), as B's Results
         lab.export_keystore(folder)    # the test PKI in the RTDS keystore layout
 
 Every hop is recorded (`Hop`): its name, direction, bytes, and what was verified there
@@ -420,7 +420,7 @@ class Lab:
         each queued command and answers it. Returns what the hub sends up the WAN on its
         own (the GSME's responses and alerts, the GPF's alerts), recorded as hub -> DCC
         hops and delivered to the DCC, which completes what they answer (a GSME's late
-        answer to a command that got E21: `collect_responses`) and queues alerts for
+        answer to a command that got I99: `collect_responses`) and queues alerts for
         their recipients (`HeadEnd.collect_alerts`)."""
         self.now = max(self.now, self.gsme.next_wake)
         self.clock.set(self.now)
@@ -441,7 +441,7 @@ class Lab:
 
     async def collect_responses(self, name):
         """The DCC's late answers for head-end `name` (the device's answer to a request
-        that got E21), as that head-end's `Result`s (`HeadEnd.collect_responses`: DCC
+        that got I99 or E21), as that head-end's `Result`s (`HeadEnd.collect_responses`: DCC
         signature, the request it answers, the device's MAC or signature, decoded
         fields), each recorded as a DCC -> head-end hop."""
         return await self.headends[name].collect_responses()
@@ -800,8 +800,8 @@ async def _change_of_supplier(lab, old, new):
 
 
 async def _gas_change_of_supplier(lab, old, new):
-    """SRV 6.23 for the sleeping GSME: the CS02b waits at the GPF (the DCC's immediate
-    answer is E21), runs at the GSME's next wake, and the GSME's late answer completes the
+    """SRV 6.23 for the sleeping GSME: the CS02b waits at the GPF (the DCC acknowledges it,
+    I99), runs at the GSME's next wake, and the GSME's late answer completes the
     change at the DCC, which sends it to B; the GPF follows the GSME's new anchors."""
     title = "Gas: change of supplier to B (SRV 6.23, CS02b waits at the GPF for the wake)"
     missing = _missing_builder("CS02bSupplierByTransCoS") or _missing_builder("GCS13a")
@@ -814,8 +814,8 @@ async def _gas_change_of_supplier(lab, old, new):
     step = Step(title)
     first = len(lab.hops)
     o = await lab.run("B", lambda h: h.change_of_supplier(GSME_EUI), title, "6.23", GSME_EUI)
-    step.expect("queued at the GPF: no answer yet (E21)",
-                o.response_code == "E21" and len(lab.gpf.queue) == 1, o.response_code)
+    step.expect("queued at the GPF: acknowledged, the answer to follow (I99)",
+                o.response_code == "I99" and len(lab.gpf.queue) == 1, o.response_code)
     lab.wake_gsme()
     late = await lab.collect_responses("B")
     step.outcome = Outcome("6.23", GSME_EUI, o.result, lab.hops[first:])
@@ -855,8 +855,8 @@ async def _gas_change_of_supplier(lab, old, new):
     lab.wake_gsme()
     late = await lab.collect_responses("B")
     step.outcome = Outcome("2.2", GSME_EUI, o.result, lab.hops[first:])
-    step.expect("queued at the GPF (E21), answered at the wake (I0, GSME's MAC verifies)",
-                o.response_code == "E21" and [(r.code, r.ok) for r in late] == [("I0", True)],
+    step.expect("queued at the GPF (I99), answered at the wake (I0, GSME's MAC verifies)",
+                o.response_code == "I99" and [(r.code, r.ok) for r in late] == [("I0", True)],
                 "%s, then %s" % (o.response_code, _late_detail(late)))
     rise = DEMO_TOP_UP_B * gsme.VALUE_PER_PENNY
     step.expect("the GSME's credit rose by %d p" % DEMO_TOP_UP_B,

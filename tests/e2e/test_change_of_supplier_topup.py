@@ -154,7 +154,7 @@ def gsme_top_up(lab, supplier, token, counter):
 
 
 def test_new_supplier_tops_up_the_gsme_after_change_of_supplier(lab):
-    """CS01b on the GSME, across its change of supplier: A's top-up (E21, credited at the
+    """CS01b on the GSME, across its change of supplier: A's top-up (I99, credited at the
     wake) leaves A's UTRN counter in the GSME's record; B's 6.23 runs at the next wake. B's
     UTRNs are built as the DCC builds them (the ACB's MAC) and put straight into the GPF's
     queue, so what is tested is the GSME's anti-replay record, not the path through the
@@ -163,7 +163,7 @@ def test_new_supplier_tops_up_the_gsme_after_change_of_supplier(lab):
     UTRN at the counter A used, are refused and change nothing."""
     gsme = lab.gsme
     credit = gsme.credit
-    assert top_up(lab, "A", 500, GSME_EUI).response_code == "E21"      # queued at the GPF
+    assert top_up(lab, "A", 500, GSME_EUI).response_code == "I99"      # queued at the GPF
     lab.wake_gsme()
     per_penny = (gsme.credit - credit) // 500
     assert per_penny >= 1 and gsme.credit == credit + 500 * per_penny

@@ -81,7 +81,7 @@ def test_srv_6_23_for_the_gsme_end_to_end(lab):
     gsme = lab.gsme
     outcome = request_change(lab)
     # the GSME sleeps: the CS02b waits at the GPF; nothing has changed yet anywhere
-    assert outcome.response_code == "E21" and len(lab.gpf.queue) == 1
+    assert outcome.response_code == "I99" and len(lab.gpf.queue) == 1
     cs02b = envelope.parse(lab.gpf.queue[0])
     assert cs02b.originator == TRANSCOS_EUI and cs02b.signature is not None
     assert supplier_anchor(lab.gsme_security) == supplier_anchor(lab.gpf.security) == SUPPLIER_A
@@ -134,7 +134,7 @@ def test_srv_6_23_for_the_gsme_end_to_end(lab):
     # B tops up the GSME: CS01b queued at the GPF, credited at the next wake
     credit = gsme.credit
     top_up = run(lab.run("B", lambda h: h.top_up(GSME_EUI, 700), "B top-up"))
-    assert top_up.response_code == "E21" and len(lab.gpf.queue) == 1
+    assert top_up.response_code == "I99" and len(lab.gpf.queue) == 1
     lab.wake_gsme()
     assert gsme.credit == credit + 700 * gsme_module.VALUE_PER_PENNY
     [late] = collect(lab, "B")
@@ -158,7 +158,7 @@ def test_the_old_supplier_bypassing_the_dcc_is_refused_as_the_esme_refuses_it(la
     assert len(lab.gpf.queue) == 1
     lab.wake_gsme()
     assert lab.gsme.valve == "closed" and not lab.gpf.queue
-    assert request_change(lab).response_code == "E21"           # the GSME's: at its wake
+    assert request_change(lab).response_code == "I99"           # the GSME's: at its wake
     assert request_change(lab, ESME_EUI).ok
     lab.wake_gsme()
     assert supplier_anchor(lab.gpf.security) == supplier_anchor(lab.esme_security) == SUPPLIER_B
@@ -193,7 +193,7 @@ def test_the_old_supplier_bypassing_the_dcc_is_refused_as_the_esme_refuses_it(la
 def test_the_gpf_follows_only_the_change_the_gsme_made(lab):
     """A CS02b the GSME never receives (every hand-over lost, dropped after max_offers)
     leaves the GPF, the GSME and the DCC with supplier A."""
-    assert request_change(lab).response_code == "E21"
+    assert request_change(lab).response_code == "I99"
     lab.han.links[GSME_EUI] = LinkProfile(loss=0.8)
     for _ in range(60):
         if not lab.gpf.queue:
@@ -287,7 +287,7 @@ def test_the_gpf_undelivered_alert_reaches_the_supplier(lab):
     0x8F84, which goes up through the hub to the DCC and on to A, protected as the GSME's."""
     credit = lab.gsme.credit
     assert run(lab.run("A", lambda h: h.top_up(GSME_EUI, 500), "A top-up")).response_code \
-        == "E21"
+        == "I99"
     deaf = DeafGsme(lab.han.nodes[GSME_EUI])
     lab.han.attach(GSME_EUI, deaf)
     assert wake_until_dropped(lab) == [1, 2, 3, 0]
@@ -305,7 +305,7 @@ def test_loss_on_the_gsme_link_ends_in_the_undelivered_alert(lab):
     GET-RESPONSE and PUT both get through, so A hears 0x8F84 and no answer. (Whether the
     GSME ran the command is what 0x8F84 cannot say: a lost PUT looks the same.)"""
     assert run(lab.run("A", lambda h: h.top_up(GSME_EUI, 500), "A top-up")).response_code \
-        == "E21"
+        == "I99"
     lab.han.links[GSME_EUI] = LinkProfile(loss=0.8)
     wake_until_dropped(lab)
     assert undelivered_alerts(lab, "A") == [

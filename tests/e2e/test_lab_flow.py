@@ -196,13 +196,13 @@ def test_change_of_supplier_moves_the_esme_to_b_and_a_is_refused(demo):
 
 
 def test_the_demo_moves_the_gas_meter_to_b_through_the_gpf_and_its_wake(demo):
-    """The GSME's 6.23: queued at the GPF (E21 at once), run at the wake, the GSME's late
+    """The GSME's 6.23: queued at the GPF (I99 at once), run at the wake, the GSME's late
     answer completes the change at the DCC and reaches B; then the GPF answers B and the
     DCC refuses A; B's CS01b credits the GSME at its next wake."""
     lab, steps = demo
     supplier_b = SUPPLIER_EUIS["B"]
     cos = _step(steps, "Gas: change of supplier")
-    assert cos.ok and cos.outcome.response_code == "E21"
+    assert cos.ok and cos.outcome.response_code == "I99"
     names = [h.name for h in cos.outcome.hops]
     assert names[:3] == ["B head-end → DCC", "DCC → hub", "DCC → B head-end"]
     assert "hub → GSME" in names and names[-2:] == ["hub → DCC", "DCC → B head-end"]

@@ -1,5 +1,5 @@
 """The supplier head-end collects and checks late answers itself (HeadEnd.collect_responses):
-a GSME's command that got E21 waits at the GPF for the GSME's next wake; the GSME's answer
+a GSME's command that got I99 waits at the GPF for the GSME's next wake; the GSME's answer
 comes up then, the DCC verifies it and queues it (emulator/dcc.py step 10), and the
 head-end checks it as it checks an immediate answer: the DCC's XML signature, that it
 answers a request this head-end sent and still awaits, the device's MAC or signature, and
@@ -62,10 +62,10 @@ def lab():
 
 
 def top_up_late_xml(lab, pence=400):
-    """A's CS01b top-up of the GSME: E21, then the GSME's wake; the DCC's late answer for A
+    """A's CS01b top-up of the GSME: I99, then the GSME's wake; the DCC's late answer for A
     taken from the DCC (signed DUIS XML), not yet given to the head-end."""
     outcome = run(lab.run("A", lambda h: h.top_up(GSME_EUI, pence), "A top-up"))
-    assert outcome.response_code == "E21" and len(lab.gpf.queue) == 1
+    assert outcome.response_code == "I99" and len(lab.gpf.queue) == 1
     lab.wake_gsme()
     [xml] = lab.dcc.take_responses(SUPPLIER_A)
     return outcome, xml
@@ -75,7 +75,7 @@ def test_a_critical_late_answer_is_checked_and_decoded(lab):
     """SRV 7.2 (GCS32, close the valve; critical: pre-command signed by A) waits at the
     GPF; at the wake the GSME closes the valve and its signed answer reaches A's head-end."""
     outcome = run(lab.run("A", lambda h: h.disable_supply(GSME_EUI), "valve", "7.2", GSME_EUI))
-    assert outcome.response_code == "E21" and outcome.result.signed_pre_command is not None
+    assert outcome.response_code == "I99" and outcome.result.signed_pre_command is not None
     assert run(lab.collect_responses("A")) == []                 # nothing before the wake
     lab.wake_gsme()
     assert lab.gsme.valve == "closed"
@@ -169,12 +169,12 @@ def test_a_late_answer_not_signed_by_the_dcc_is_not_trusted(lab):
 
 
 def test_the_head_end_remembers_a_bounded_number_of_requests(lab, monkeypatch):
-    """The oldest request that got E21 is forgotten first: its answer is then not trusted."""
+    """The oldest request that got I99 is forgotten first: its answer is then not trusted."""
     head_end = lab.headends["A"]
     monkeypatch.setattr(head_end._awaited, "limit", 1)      # AWAITED_KEPT, made 1
     results = [run(lab.run("A", lambda h: h.top_up(GSME_EUI, pence), "A top-up")).result
                for pence in (100, 200)]
-    assert [r.code for r in results] == ["E21", "E21"]
+    assert [r.code for r in results] == ["I99", "I99"]
     for _ in range(4):
         if not lab.gpf.queue:
             break

@@ -231,10 +231,11 @@ class DccMachine(RuleBasedStateMachine):
 
     def answer_codes(self, user, srv, target):
         """What a request the DCC sends comes back with. The GPF queues the GSME's
-        non-read commands for its next wake: no answer now (E21). (The lab's devices are
-        installed with the network operator's anchor, so what it may ask is answered.)"""
+        non-read commands for its next wake: the DCC acknowledges them (I99), the answer to
+        follow. (The lab's devices are installed with the network operator's anchor, so
+        what it may ask is answered.)"""
         if target == GSME_EUI and srv not in READS:
-            return ("E21",)
+            return (duis.I99_ACKNOWLEDGED,)
         return (duis.I0_SUCCESS,)
 
     # -- service requests --------------------------------------------------------------
