@@ -184,3 +184,19 @@ def test_the_head_end_remembers_a_bounded_number_of_requests(lab, monkeypatch):
     assert [r.ok for r in late] == [False, True]
     assert failed(late[0]) == [("DCC", ANSWERS + " (none of ours awaits %s)"
                                 % results[0].request_id)]
+
+
+def test_only_a_command_held_for_the_wake_is_acknowledged(lab, monkeypatch):
+    """I99 says the answer will follow: the DCC gives it to a GSME command the GPF queues
+    for the wake, and nothing else. A GSME read the GPF does not answer from its mirror
+    (the GPF made silent here) is E21, as any device's silence is; the DCC's events say
+    which."""
+    queued = run(lab.run("A", lambda h: h.top_up(GSME_EUI, 300), "A top-up"))
+    assert queued.response_code == "I99" and len(lab.gpf.queue) == 1
+    monkeypatch.setattr(lab.gpf, "receive_gbcs", lambda data, now: [])
+    silent = run(lab.request("A", "4.1.1", GSME_EUI))
+    assert silent.response_code == "E21" and not silent.ok
+    kinds = [(e.kind, e.detail.get("reason")) for e in lab.dcc.events
+             if e.kind in ("acknowledged", "refused")]
+    assert kinds[-2:] == [("acknowledged", "held for the device's wake"),
+                          ("refused", "no_response")]
