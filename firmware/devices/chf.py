@@ -53,8 +53,6 @@ list[bytes]` (the HAN node interface of section 6, seen from the GSME's side).
 The hub talks over the HAN only to devices in its log, the GSME included.
 """
 
-import binascii
-
 from firmware.dlms import access as A
 from firmware.dlms import axdr
 from firmware.dlms import cosem_datetime as cdt
@@ -63,6 +61,7 @@ from firmware.gbcs import codes
 from firmware.gbcs.device_security import GbcsRefusal, eui_text
 from firmware.gbcs.envelope import CRA_ALERT, CRA_COMMAND, CRA_RESPONSE, parse
 from firmware.han import tunnel as T
+from firmware.persist import from_hex
 
 CLASS_ZIGBEE_NETWORK_CONTROL = 104
 ZIGBEE_NETWORK_CONTROL = bytes((0, 0, 30, 3, 0, 255))
@@ -161,13 +160,7 @@ class CommsHub:
 
     def _is_gpf(self, eui):
         """Whether `eui` is the GSME the GPF serves, or the GPF itself."""
-        if self.gpf is None:
-            return False
-        gsme = getattr(self.gpf, "gsme_eui", None)
-        if gsme is not None and bytes(gsme) == eui:
-            return True
-        own = getattr(self.gpf, "eui", None)
-        return own is not None and bytes(own) == eui
+        return self.gpf is not None and eui in self._gpf_euis()
 
     def _gpf_euis(self):
         out = []
@@ -384,8 +377,7 @@ class CommsHub:
         self.join_timeout = int(state.get("join_timeout", 0))
         self.outstanding = {}
         for item in state.get("outstanding", ()):
-            self.outstanding[(binascii.unhexlify(item[0]), binascii.unhexlify(item[1]),
-                              int(item[2]))] = item[3]
+            self.outstanding[(from_hex(item[0]), from_hex(item[1]), int(item[2]))] = item[3]
         self.recent_alerts = []
         for item in state.get("recent_alerts", ()):
             self.recent_alerts.append([item[0], int(item[1])])
@@ -393,7 +385,7 @@ class CommsHub:
 
     @classmethod
     def restore(cls, state, security, han_send, gpf=None, eui=None):
-        hub = cls(eui if eui is not None else binascii.unhexlify(state["eui"]), security,
+        hub = cls(eui if eui is not None else from_hex(state["eui"]), security,
                   han_send, gpf)
         hub.load_state(state)
         return hub
