@@ -117,9 +117,7 @@ class EntryRing:
         else:
             i = self.head
             self.head = i + 1 if i + 1 < cap else 0
-        # the entry before this one is in the slot before i
-        if self.count > 1 and seconds < struct.unpack_from(
-                ">I", self.times, 4 * (i - 1 if i else cap - 1))[0]:
+        if self.count > 1 and seconds < self.time(self.count - 2):
             self.monotonic = False
         off = i * self.slot
         data = self.data
@@ -169,9 +167,8 @@ class EntryRing:
 
 
 def encode_entry(values):
-    n = len(values)
-    out = bytearray((axdr.STRUCTURE, n)) if n < 0x80 else bytearray(
-        b"\x02" + axdr.encode_length(n))
+    out = bytearray(b"\x02")
+    out += axdr.encode_length(len(values))
     for v in values:
         axdr.encode_into(out, v)
     return bytes(out)

@@ -72,12 +72,8 @@ def _dt(seconds):
     return (axdr.OCTET_STRING, datetime_bytes(seconds))
 
 
-DOUBLE_LONG_UNSIGNED = axdr.DOUBLE_LONG_UNSIGNED
-MASK32 = 0xFFFFFFFF
-
-
 def _u32(n):
-    return (DOUBLE_LONG_UNSIGNED, n & MASK32)   # registers roll over, as meters do
+    return (axdr.DOUBLE_LONG_UNSIGNED, n & 0xFFFFFFFF)   # registers roll over, as meters do
 
 
 class SupplyScriptTable(ScriptTable):
@@ -324,10 +320,10 @@ class Esme:
 
     def _publish(self, now):
         """Write the running values into the registers clients read."""
-        self.import_register.value = (DOUBLE_LONG_UNSIGNED, self._total & MASK32)
-        rates, registers = self._rates, self.rate_registers
+        self.import_register.value = _u32(self._total)
+        rates = self._rates
         for i in range(4):
-            registers[i].value = (DOUBLE_LONG_UNSIGNED, rates[i] & MASK32)
+            self.rate_registers[i].value = _u32(rates[i])
         self.interval_register.value = _u32(self._last_interval_wh)
         if self.secondary_register is not None:
             self.secondary_register.value = _u32(self._secondary)

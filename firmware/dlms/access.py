@@ -180,11 +180,8 @@ class _Encodings:
     _encodings = None
 
     def keep(self, encodings):
-        if encodings is None:
-            self._decoded = self._encodings = None
-        else:
-            self._decoded = list(self.data)
-            self._encodings = list(encodings)
+        self._decoded = list(self.data)
+        self._encodings = list(encodings)
 
     def _data_into(self, out):
         values = self.data
