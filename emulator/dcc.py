@@ -673,11 +673,8 @@ class Dcc:
     # -- plumbing ------------------------------------------------------------------------
     def _response(self, request, code, kind=duis.RESPONSE_MESSAGE, **fields):
         if kind == duis.RESPONSE_MESSAGE:
-            return DuisResponse(code, self._now_text(), request_id=request.request_id,
-                                response_id=request.request_id.swapped(),
-                                service_reference=request.service_reference,
-                                service_reference_variant=request.service_reference_variant,
-                                **fields)
+            fields["service_reference"] = request.service_reference
+            fields["service_reference_variant"] = request.service_reference_variant
         return DuisResponse(code, self._now_text(), kind=kind, request_id=request.request_id,
                             response_id=request.request_id.swapped(), **fields)
 
